@@ -1,0 +1,1 @@
+"""One module per sub-command; see :mod:`caffe2ncs.cli` for the contract."""

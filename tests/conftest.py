@@ -1,0 +1,74 @@
+"""Shared fixtures: where the real-world corpus and the vendor samples live.
+
+The corpus (``../shared/corpus``) and the vendor graph files
+(``../shared/ncsdk-samples``) are read in place and never copied into this
+repository; tests that need them skip with a reason when they are absent.
+Override the locations with ``CAFFE2NCS_CORPUS`` / ``CAFFE2NCS_SAMPLES``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+CORPUS = Path(os.environ.get("CAFFE2NCS_CORPUS", SHARED / "corpus"))
+SAMPLES = Path(os.environ.get("CAFFE2NCS_SAMPLES", SHARED / "ncsdk-samples"))
+
+
+def corpus_files() -> list[Path]:
+    """Every corpus prototxt, or an empty list when the corpus is not here."""
+    if not CORPUS.is_dir():
+        return []
+    return sorted(CORPUS.glob("*.prototxt"))
+
+
+def corpus_params():
+    """pytest parameters over the corpus, or one skipped parameter saying why."""
+    files = corpus_files()
+    if not files:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"corpus not found at {CORPUS}"))]
+    return [pytest.param(f, id=f.stem) for f in files]
+
+
+def corpus_path(name: str) -> Path:
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"corpus file {name} not found in {CORPUS}")
+    return path
+
+
+def sample_dirs() -> list[Path]:
+    if not SAMPLES.is_dir():
+        return []
+    return sorted(p for p in SAMPLES.iterdir() if (p / "graph.mv").is_file())
+
+
+def run_cli(*args: str, input: str | None = None, cwd: str | os.PathLike | None = None,
+            env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (``python -m caffe2ncs``)."""
+    full_env = dict(os.environ)
+    full_env.pop("FORCE_COLOR", None)
+    full_env["NO_COLOR"] = "1"
+    full_env["COLUMNS"] = "200"
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "caffe2ncs", *map(str, args)],
+        input=input,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli
