@@ -16,7 +16,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+
+
+def _find_shared() -> Path:
+    """``shared/`` beside the checkout (or beside one of its parents, for git
+    worktrees kept in a sub-folder)."""
+    for parent in REPO.parents:
+        if (parent / "shared").is_dir():
+            return parent / "shared"
+    return REPO.parent / "shared"
+
+
+SHARED = _find_shared()
 CORPUS = Path(os.environ.get("CAFFE2NCS_CORPUS", SHARED / "corpus"))
 SAMPLES = Path(os.environ.get("CAFFE2NCS_SAMPLES", SHARED / "ncsdk-samples"))
 
