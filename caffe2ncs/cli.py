@@ -69,13 +69,16 @@ def make_console(color: str, stderr: bool = False):
         force, no_color = False, True
     else:
         force, no_color = None, bool(os.environ.get("NO_COLOR"))
-    return Console(
+    console = Console(
         stderr=stderr,
         force_terminal=force,
         no_color=no_color,
         highlight=False,
         soft_wrap=True,
     )
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 200  # a log or a pipe: don't fold tables at 80 columns
+    return console
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,77 @@
+"""Read-only views of protobuf messages.
+
+A loaded :class:`~caffe2ncs.model.net.Net` is immutable; its layers expose
+their Caffe parameters through :class:`Frozen`, which reads like the protobuf
+message (``layer.param.convolution_param.kernel_size``) but refuses writes and
+returns repeated fields as tuples.  ``.mutable()`` gives an independent copy
+for code that wants to build something new from it.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+_METHODS = frozenset(
+    {"HasField", "ListFields", "SerializeToString", "ByteSize", "IsInitialized", "WhichOneof"}
+)
+
+
+class Frozen:
+    """A read-only view of a protobuf message."""
+
+    __slots__ = ("_msg",)
+
+    def __init__(self, msg: Message) -> None:
+        object.__setattr__(self, "_msg", msg)
+
+    def __getattr__(self, name: str):
+        msg = object.__getattribute__(self, "_msg")
+        fd = msg.DESCRIPTOR.fields_by_name.get(name)
+        if fd is None:
+            if name in _METHODS or name == "DESCRIPTOR":
+                return getattr(msg, name)
+            raise AttributeError(f"{msg.DESCRIPTOR.name} has no field {name!r}")
+        value = getattr(msg, name)
+        if fd.label == FieldDescriptor.LABEL_REPEATED:
+            if fd.type == FieldDescriptor.TYPE_MESSAGE:
+                return tuple(Frozen(v) for v in value)
+            return tuple(value)
+        if fd.type == FieldDescriptor.TYPE_MESSAGE:
+            return Frozen(value)
+        return value
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError("a loaded network is read-only; use .mutable() for a copy")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a loaded network is read-only; use .mutable() for a copy")
+
+    def mutable(self) -> Message:
+        """An independent, mutable copy of the message."""
+        msg = object.__getattribute__(self, "_msg")
+        copy = type(msg)()
+        copy.CopyFrom(msg)
+        return copy
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Frozen):
+            other = object.__getattribute__(other, "_msg")
+        return object.__getattribute__(self, "_msg") == other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        msg = object.__getattribute__(self, "_msg")
+        return f"<read-only {msg.DESCRIPTOR.name}: {str(msg).strip()[:200]!r}>"
+
+    def __str__(self) -> str:
+        return str(object.__getattribute__(self, "_msg"))
+
+
+def unwrap(value) -> Message:
+    """The underlying message of a :class:`Frozen` view (for internal, read-only use)."""
+    if isinstance(value, Frozen):
+        return object.__getattribute__(value, "_msg")
+    return value

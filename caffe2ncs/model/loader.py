@@ -1,0 +1,366 @@
+"""``load``: prototxt (and caffemodel) → the canonical :class:`Net`.
+
+The steps, each in its own module:
+
+1. :mod:`.textformat` parses the text into nodes that know their positions;
+2. :mod:`.schema` checks them against Caffe's schema and builds protobuf
+   messages, collecting fields the schema does not know;
+3. :mod:`.upgrade` turns V0/V1 layers into current ones and drops the layers
+   the TEST phase excludes;
+4. this module normalises the inputs (``input_dim``, ``input_shape`` and
+   ``Input`` layers all become :class:`InputSpec`, remembering the form);
+5. :mod:`.shapes` checks the graph and infers every blob's shape;
+6. :mod:`.caffemodel` reads the weights, which are matched to layers by name
+   and checked against the shapes Caffe would give them (:mod:`.params`).
+
+With ``strict=True`` (the default) the first problem Caffe itself would refuse
+the network for is raised as :class:`~caffe2ncs.errors.NetGraphError` naming
+the file, line and column; with ``strict=False`` the network is returned with
+all problems listed in ``net.problems`` (this is what ``check`` uses).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .._proto import caffe_pb2 as pb
+from ..errors import CaffemodelError, NetGraphError, PrototxtSyntaxError
+from . import upgrade
+from .caffemodel import Caffemodel, read_caffemodel
+from .frozen import Frozen
+from .net import InputForm, InputSpec, Layer, LayerSpelling, Net, Problem
+from .params import blob_names, expected_blob_shapes
+from .schema import CONVERTER, Unknown
+from .shapes import analyse, describe
+from .source import SourceText, read_text_file
+from .textformat import Document, Node, parse
+
+_BINARY_SUFFIXES = (".caffemodel", ".binaryproto", ".caffemodel.h5")
+_NOT_IN_HEAD = frozenset({"layer", "layers", "input", "input_shape", "input_dim"})
+# Control characters other than tab, newline, vertical tab, form feed, carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+
+
+def load(
+    prototxt: str | os.PathLike[str],
+    caffemodel: str | os.PathLike[str] | None = None,
+    *,
+    strict: bool = True,
+) -> Net:
+    """Load a network from a prototxt file, optionally with its weights.
+
+    ``prototxt`` may also be a lone ``.caffemodel`` (its embedded definition is
+    used; positions are then unavailable)."""
+    path = os.fspath(prototxt)
+    if caffemodel is None and path.endswith(_BINARY_SUFFIXES):
+        return _load_binary(path, strict)
+    text = read_text_file(path)
+    return loads(text, path=path, caffemodel=caffemodel, strict=strict)
+
+
+def loads(
+    text: str,
+    *,
+    path: str | None = None,
+    caffemodel: str | os.PathLike[str] | Caffemodel | None = None,
+    strict: bool = True,
+) -> Net:
+    """Load a network from prototxt text (``path`` is only used in messages)."""
+    source = SourceText(text, path)
+    _refuse_binary(source)
+    doc = parse(source)
+    net_pb = pb.NetParameter()
+    unknown: list[Unknown] = []
+    CONVERTER.fill(net_pb, doc.fields, source, unknown)
+    model = None
+    if caffemodel is not None:
+        model = caffemodel if isinstance(caffemodel, Caffemodel) else read_caffemodel(caffemodel)
+    return _assemble(net_pb, doc, unknown, path, strict, model)
+
+
+def _refuse_binary(source: SourceText) -> None:
+    head = source.text[:4096]
+    if "\x00" in head or len(_CONTROL.findall(head)) > 8:
+        raise PrototxtSyntaxError(
+            "this is a binary file, not a prototxt (a .caffemodel? give it as the second "
+            "argument, or name it *.caffemodel)", source.path, 1, 1)
+
+
+def _load_binary(path: str, strict: bool) -> Net:
+    model = read_caffemodel(path)
+    net_pb = pb.NetParameter()
+    net_pb.CopyFrom(model.net)
+    for layer in model.layers:
+        net_pb.layer.add().CopyFrom(layer.param)
+    return _assemble(net_pb, None, [], path, strict, model, weights_path=path)
+
+
+class _Entry:
+    """A layer on its way to becoming a :class:`Layer`."""
+
+    __slots__ = ("pb", "node", "spelling", "type_spelling", "position", "v0_pad")
+
+    def __init__(self, layer_pb, node, spelling, type_spelling, position, v0_pad=0):
+        self.pb = layer_pb
+        self.node = node
+        self.spelling = spelling
+        self.type_spelling = type_spelling
+        self.position = position
+        self.v0_pad = v0_pad
+
+
+def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unknown],
+              path: str | None, strict: bool, model: Caffemodel | None,
+              weights_path: str | None = None) -> Net:
+    problems: list[Problem] = []
+    root = doc.root if doc is not None else None
+    layer_nodes = root.all("layer") if root is not None else [None] * len(net_pb.layer)
+    v1_nodes = root.all("layers") if root is not None else [None] * len(net_pb.layers)
+
+    entries: list[_Entry] = []
+    for layer_pb, node in zip(net_pb.layer, layer_nodes):
+        entries.append(_Entry(layer_pb, node, LayerSpelling.LAYER, layer_pb.type, 0))
+    if len(net_pb.layers):
+        if len(net_pb.layer):
+            problems.append(Problem(
+                "mixed-layer-spellings",
+                "the file mixes 'layer' and the older 'layers' blocks; Caffe refuses to read "
+                "such a network (convert the 'layers' blocks)", v1_nodes[0]))
+        notes: list[str] = []
+        for v1, node in zip(net_pb.layers, v1_nodes):
+            messages: list[str] = []
+            if v1.HasField("layer"):
+                layer_pb = upgrade.upgrade_v0(v1, messages)
+                entry = _Entry(layer_pb, node, LayerSpelling.V0, v1.layer.type, 0, v1.layer.pad)
+            else:
+                layer_pb = upgrade.upgrade_v1(v1, messages)
+                entry = _Entry(layer_pb, node, LayerSpelling.V1, upgrade.v1_type_name(v1), 0)
+            entries.append(entry)
+            for message in messages:
+                notes.append(message)
+                problems.append(Problem("v0-upgrade", f"layer {layer_pb.name!r}: {message}",
+                                        node, layer_pb.name, fatal=False))
+        if root is not None:
+            entries.sort(key=lambda e: e.node.start)
+        if any(e.spelling is LayerSpelling.V0 for e in entries):
+            folded = upgrade.fold_v0_padding([(e.pb, e.v0_pad, e) for e in entries], notes)
+            entries = [payload for _, _, payload in folded]
+    for position, entry in enumerate(entries):
+        entry.position = position
+
+    state = upgrade.test_state(net_pb)
+    included: list[_Entry] = []
+    excluded_entries: list[_Entry] = []
+    for e in entries:
+        (included if upgrade.layer_included(e.pb, state) else excluded_entries).append(e)
+
+    inputs = _top_level_inputs(net_pb, root, problems, model is not None and doc is None)
+    body: list[_Entry] = []
+    for entry in included:
+        if entry.pb.type == "Input":
+            inputs.extend(_input_layer(entry, problems))
+        else:
+            body.append(entry)
+
+    layers = tuple(_make_layer(i, e) for i, e in enumerate(body))
+    excluded = tuple(_make_layer(-1, e) for e in excluded_entries)
+    analysis = analyse(inputs, layers)
+    problems.extend(analysis.problems)
+
+    weights: dict = {}
+    if model is not None:
+        weights = _merge_weights(model, layers, analysis.layer_shapes, problems)
+        weights_path = weights_path or model.path
+
+    head = pb.NetParameter()
+    for fd, value in net_pb.ListFields():
+        if fd.name in _NOT_IN_HEAD:
+            continue
+        if fd.label == fd.LABEL_REPEATED:
+            getattr(head, fd.name).extend(value)
+        elif fd.message_type is not None:
+            getattr(head, fd.name).CopyFrom(value)
+        else:
+            setattr(head, fd.name, value)
+    net = Net(
+        name=net_pb.name,
+        layers=layers,
+        inputs=tuple(inputs),
+        path=path,
+        document=doc,
+        spelling=entries[0].spelling if entries else LayerSpelling.LAYER,
+        unknown=tuple(unknown),
+        excluded=excluded,
+        problems=tuple(problems),
+        blob_shapes=analysis.blob_shapes,
+        layer_shapes=tuple(analysis.layer_shapes),
+        outputs=tuple(analysis.outputs),
+        weights=weights,
+        weights_path=weights_path,
+        net_param=Frozen(head),
+    )
+    if strict:
+        raise_first_fatal(net)
+    return net
+
+
+def raise_first_fatal(net: Net) -> None:
+    """Raise the first problem that makes Caffe refuse ``net``, if any."""
+    for problem in net.problems:
+        if problem.fatal:
+            where = net.position(problem.node)
+            line, col = where if where else (None, None)
+            error_cls = CaffemodelError if problem.code.startswith("weights") else NetGraphError
+            path = net.path
+            if problem.code.startswith("weights") and net.weights_path:
+                path = net.path or net.weights_path
+            raise error_cls(problem.message, path, line, col)
+
+
+def _make_layer(index: int, e: _Entry) -> Layer:
+    p = e.pb
+    return Layer.build(index, p.name, p.type, tuple(p.bottom), tuple(p.top), Frozen(p), e.node,
+                       e.spelling, e.type_spelling, e.position)
+
+
+# -- inputs ----------------------------------------------------------------------
+
+def _top_level_inputs(net_pb: pb.NetParameter, root: Node | None, problems: list[Problem],
+                      binary: bool) -> list[InputSpec]:
+    names = list(net_pb.input)
+    if not names:
+        if len(net_pb.input_shape) or len(net_pb.input_dim):
+            node = root.get("input_shape") or root.get("input_dim") if root is not None else None
+            problems.append(Problem("input-spec", "input dimensions are given but no 'input' name",
+                                    node))
+        return []
+    input_nodes = root.all("input") if root is not None else [None] * len(names)
+    shape_nodes = root.all("input_shape") if root is not None else []
+    dim_nodes = root.all("input_dim") if root is not None else []
+    n_shapes, n_dims = len(net_pb.input_shape), len(net_pb.input_dim)
+    shapes: list = [None] * len(names)
+    shape_at: list = [None] * len(names)
+    form = InputForm.BINARY if binary else InputForm.NO_SHAPE
+    if n_shapes and n_dims:
+        problems.append(Problem(
+            "input-spec", "give either input_shape or the deprecated input_dim, not both",
+            dim_nodes[0] if dim_nodes else None))
+    if n_shapes:
+        form = InputForm.BINARY if binary else InputForm.INPUT_SHAPE
+        if n_shapes != len(names):
+            problems.append(Problem(
+                "input-spec",
+                f"{len(names)} input(s) but {n_shapes} input_shape block(s); give one per input",
+                shape_nodes[0] if shape_nodes else None))
+        for i in range(min(n_shapes, len(names))):
+            shapes[i] = tuple(net_pb.input_shape[i].dim)
+            shape_at[i] = shape_nodes[i] if i < len(shape_nodes) else None
+    elif n_dims:
+        form = InputForm.BINARY if binary else InputForm.INPUT_DIM
+        if n_dims != 4 * len(names):
+            problems.append(Problem(
+                "input-spec",
+                f"{n_dims} input_dim value(s) for {len(names)} input(s); Caffe needs exactly 4 "
+                "per input (N, C, H, W)", dim_nodes[0] if dim_nodes else None))
+        dims = list(net_pb.input_dim)
+        for i in range(len(names)):
+            chunk = dims[4 * i:4 * i + 4]
+            if len(chunk) == 4:
+                shapes[i] = tuple(chunk)
+                shape_at[i] = dim_nodes[4 * i] if 4 * i < len(dim_nodes) else None
+    return [
+        InputSpec(name, shapes[i], form, input_nodes[i] if i < len(input_nodes) else None,
+                  shape_at[i])
+        for i, name in enumerate(names)
+    ]
+
+
+def _input_layer(entry: _Entry, problems: list[Problem]) -> list[InputSpec]:
+    p = entry.pb
+    node = entry.node
+    tops = list(p.top)
+    shapes = [tuple(s.dim) for s in p.input_param.shape]
+    shape_nodes = node.find("input_param").all("shape") if node is not None and \
+        node.find("input_param") is not None else []
+    if not tops:
+        problems.append(Problem("input-spec", f"Input layer {p.name!r} has no top", node, p.name))
+        return []
+    if len(shapes) not in (1, len(tops)):
+        problems.append(Problem(
+            "input-spec",
+            f"Input layer {p.name!r} has {len(tops)} top(s) but {len(shapes)} shape(s); give one "
+            "shape, or one per top", (node.find("input_param") if node is not None else None) or node,
+            p.name))
+    specs = []
+    for i, top in enumerate(tops):
+        j = i if len(shapes) == len(tops) else 0
+        shape = shapes[j] if j < len(shapes) else None
+        specs.append(InputSpec(
+            name=top,
+            shape=shape,
+            form=InputForm.INPUT_PARAM,
+            node=node.find("top", i) if node is not None else None,
+            shape_node=shape_nodes[j] if j < len(shape_nodes) else None,
+            layer_node=node,
+            layer_position=entry.position,
+            layer_name=p.name,
+        ))
+    return specs
+
+
+# -- weights ----------------------------------------------------------------------
+
+def _merge_weights(model: Caffemodel, layers, layer_shapes, problems: list[Problem]) -> dict:
+    """Match caffemodel blobs to layers by name and check them as Caffe's
+    ``CopyTrainedLayersFrom`` does; unmatched caffemodel layers are ignored."""
+    by_name = model.by_name()
+    weights: dict = {}
+    for layer in layers:
+        source = by_name.get(layer.name)
+        if source is None or not source.blobs:
+            continue
+        blobs = source.blobs
+        expected = expected_blob_shapes(layer, layer_shapes[layer.index].inputs)
+        if expected is not None:
+            if len(blobs) != len(expected):
+                problems.append(Problem(
+                    "weights-count",
+                    f"layer {layer.name!r} ({layer.type}): the caffemodel has {len(blobs)} blob(s), "
+                    f"the prototxt needs {len(expected)} "
+                    f"({', '.join(blob_names(layer)[:len(expected)]) or 'none'}); "
+                    "were they made for different networks (e.g. before/after merging BatchNorm)?",
+                    layer.node, layer.name))
+            else:
+                names = blob_names(layer)
+                for i, (arr, want) in enumerate(zip(blobs, expected)):
+                    if not _shape_compatible(arr.shape, want):
+                        problems.append(Problem(
+                            "weights-shape",
+                            f"layer {layer.name!r} ({layer.type}): caffemodel "
+                            f"{names[i] if i < len(names) else f'blob {i}'} is "
+                            f"{describe(arr.shape)}, the prototxt needs {describe(want)}",
+                            layer.node, layer.name))
+                        break
+                else:
+                    blobs = tuple(_reshaped(arr, want) for arr, want in zip(blobs, expected))
+        weights[layer.name] = blobs
+    return weights
+
+
+def _shape_compatible(have: tuple, want: tuple) -> bool:
+    if tuple(have) == tuple(want):
+        return True
+    # Old caffemodels store every blob as 4-D (num, channels, height, width):
+    # Caffe accepts them when they match the shape padded with leading 1s.
+    if len(have) == 4 and len(want) <= 4:
+        return tuple(have) == (1,) * (4 - len(want)) + tuple(want)
+    return False
+
+
+def _reshaped(arr, want):
+    if tuple(arr.shape) == tuple(want):
+        return arr
+    out = arr.reshape(want)
+    out.flags.writeable = False
+    return out

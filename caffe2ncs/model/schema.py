@@ -1,0 +1,280 @@
+"""Check a parsed prototxt against the Caffe schema and build protobuf messages.
+
+The walk is driven by the message descriptors of our ``caffe.proto`` (see
+``proto/``), so it knows every field's type, whether it repeats, enum values
+and defaults.  Values are converted exactly as protobuf's C++ text parser
+(which Caffe, OpenCV and the NCSDK use) converts them; a value that parser
+would reject is a :class:`~caffe2ncs.errors.PrototxtSyntaxError` with the line
+and column.  Field names (and enum value names) the schema does not know are
+*not* errors here: they are collected as :class:`Unknown` records for the
+linter to report (the NCSDK's Caffe would refuse them, but the rest of the
+network still deserves to be checked), and are otherwise skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from ..errors import PrototxtSyntaxError
+from .source import SourceText
+from .textformat import Node, unquote
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A field (or enum value) the schema does not know."""
+
+    node: Node
+    message_type: str  # the protobuf message the field appeared in, e.g. "LayerParameter"
+    reason: str  # "field" or "enum value"
+
+
+_INT_RANGES = {
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1, "int32"),
+    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1, "int32"),
+    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1, "int32"),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1, "int64"),
+    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1, "int64"),
+    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1, "int64"),
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1, "uint32"),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1, "uint32"),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1, "uint64"),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1, "uint64"),
+}
+_FLOAT_TYPES = (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE)
+_DEC_INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
+_HEX_INT = re.compile(r"-?0[xX][0-9A-Fa-f]+\Z")
+_OCT_INT = re.compile(r"-?0[0-7]+\Z")
+_FLOAT = re.compile(r"-?(?:[0-9]+\.?[0-9]*(?:[eE][-+]?[0-9]+)?|\.[0-9]+(?:[eE][-+]?[0-9]+)?)[fF]?\Z")
+_FLOAT_WORDS = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
+_BOOLS = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False,
+          "True": True, "False": False}
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def parse_int(raw: str) -> int | None:
+    if _DEC_INT.match(raw):
+        return int(raw)
+    if _HEX_INT.match(raw):
+        return int(raw, 16)
+    if _OCT_INT.match(raw):
+        return int(raw, 8)
+    return None
+
+
+def parse_float(raw: str) -> float | None:
+    """A float as protobuf's text parser reads it: decimal/exponent forms with an
+    optional ``f`` suffix, and ``inf``/``infinity``/``nan`` in any case."""
+    if _FLOAT.match(raw):
+        return float(raw.rstrip("fF"))
+    neg = raw.startswith("-")
+    value = _FLOAT_WORDS.get((raw[1:] if neg else raw).lower())
+    if value is None:
+        return None
+    return -value if neg else value
+
+
+class _FieldInfo:
+    __slots__ = ("name", "fd", "repeated", "message", "convert", "enum_values", "enum_names")
+
+    def __init__(self, fd: FieldDescriptor) -> None:
+        self.name = fd.name
+        self.fd = fd
+        self.repeated = fd.label == FieldDescriptor.LABEL_REPEATED
+        self.message = fd.message_type if fd.type == FieldDescriptor.TYPE_MESSAGE else None
+        self.enum_values = None
+        self.enum_names = None
+        if fd.type == FieldDescriptor.TYPE_ENUM:
+            self.enum_values = {v.name: v.number for v in fd.enum_type.values}
+            self.enum_names = {v.number: v.name for v in fd.enum_type.values}
+        self.convert = None if self.message is not None else _converter(self)
+
+
+class Converter:
+    """Builds protobuf messages from :class:`Node` trees for one schema."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, dict[str, _FieldInfo]] = {}
+
+    def fields(self, desc: Descriptor) -> dict[str, _FieldInfo]:
+        table = self._fields.get(desc.full_name)
+        if table is None:
+            table = {fd.name: _FieldInfo(fd) for fd in desc.fields}
+            self._fields[desc.full_name] = table
+        return table
+
+    def fill(self, msg, nodes: list[Node], source: SourceText, unknown: list[Unknown]) -> None:
+        """Set the fields of ``msg`` from ``nodes`` (the children of a message node)."""
+        desc = msg.DESCRIPTOR
+        table = self.fields(desc)
+        seen: set[str] | None = None
+        for node in nodes:
+            info = table.get(node.name)
+            if info is None:
+                unknown.append(Unknown(node, desc.name, "field"))
+                continue
+            if info.message is not None:
+                if node.children is None:
+                    _fail(source, node.vstart,
+                          f"'{node.name}' is a message ({info.message.name}); expected '{{' "
+                          f"but found {node.value!r}")
+                if info.repeated:
+                    sub = getattr(msg, node.name).add()
+                else:
+                    seen = _once(seen, node, source, desc)
+                    sub = getattr(msg, node.name)
+                    sub.SetInParent()
+                self.fill(sub, node.children, source, unknown)
+                continue
+            if node.children is not None:
+                _fail(source, node.vstart,
+                      f"'{node.name}' is a {_type_name(info.fd)}, not a message")
+            value = info.convert(node, source)
+            if value is _UNKNOWN_ENUM:
+                unknown.append(Unknown(node, desc.name, "enum value"))
+                continue
+            if info.repeated:
+                getattr(msg, node.name).append(value)
+            else:
+                seen = _once(seen, node, source, desc)
+                setattr(msg, node.name, value)
+
+    def scalar(self, info: _FieldInfo, node: Node, source: SourceText):
+        return info.convert(node, source)
+
+
+def _converter(info: _FieldInfo):
+    """A function (node, source) -> value for one scalar field, converting as
+    protobuf's C++ text parser does."""
+    fd = info.fd
+    t = fd.type
+
+    def not_a_string(node: Node, source: SourceText) -> None:
+        if node.value[:1] in "\"'":
+            _fail(source, node.vstart,
+                  f"'{node.name}' takes a {_type_name(fd)}, found the string {node.value}")
+
+    if t == FieldDescriptor.TYPE_STRING or t == FieldDescriptor.TYPE_BYTES:
+        as_bytes = t == FieldDescriptor.TYPE_BYTES
+
+        def convert_string(node: Node, source: SourceText):
+            raw = node.value
+            if raw[:1] not in "\"'":
+                _fail(source, node.vstart,
+                      f"'{node.name}' takes a quoted string, found {raw!r} (write \"{raw}\")")
+            try:
+                text = unquote(raw)
+            except ValueError as err:
+                _fail(source, node.vstart, f"bad string for '{node.name}': {err}")
+            if as_bytes:
+                return text.encode("utf-8", errors="surrogateescape")
+            if not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    _fail(source, node.vstart, f"'{node.name}' is not valid UTF-8")
+            return text
+        return convert_string
+
+    if t in _INT_RANGES:
+        lo, hi, type_name = _INT_RANGES[t]
+
+        def convert_int(node: Node, source: SourceText):
+            raw = node.value
+            value = int(raw) if raw.isdigit() and (raw[0] != "0" or raw == "0") else parse_int(raw)
+            if value is None:
+                not_a_string(node, source)
+                _fail(source, node.vstart,
+                      f"'{node.name}' takes an integer ({type_name}), found {raw!r}")
+            if not lo <= value <= hi:
+                _fail(source, node.vstart,
+                      f"{raw} is out of range for '{node.name}' ({type_name}: {lo} to {hi})")
+            return value
+        return convert_int
+
+    if t in _FLOAT_TYPES:
+        single = t == FieldDescriptor.TYPE_FLOAT
+
+        def convert_float(node: Node, source: SourceText):
+            raw = node.value
+            value = parse_float(raw)
+            if value is None:
+                int_value = parse_int(raw)
+                if int_value is None:
+                    not_a_string(node, source)
+                    _fail(source, node.vstart, f"'{node.name}' takes a number, found {raw!r}")
+                value = float(int_value)
+            if single and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
+                value = math.copysign(math.inf, value)  # as protobuf's parser does
+            return value
+        return convert_float
+
+    if t == FieldDescriptor.TYPE_BOOL:
+        def convert_bool(node: Node, source: SourceText):
+            value = _BOOLS.get(node.value)
+            if value is None:
+                not_a_string(node, source)
+                _fail(source, node.vstart,
+                      f"'{node.name}' takes true or false, found {node.value!r}")
+            return value
+        return convert_bool
+
+    if t == FieldDescriptor.TYPE_ENUM:
+        values, names = info.enum_values, info.enum_names
+
+        def convert_enum(node: Node, source: SourceText):
+            raw = node.value
+            number = values.get(raw)
+            if number is not None:
+                return number
+            not_a_string(node, source)
+            as_int = parse_int(raw)
+            if as_int is not None:
+                return as_int if as_int in names else _UNKNOWN_ENUM
+            if not (raw[0].isalpha() or raw[0] == "_"):
+                _fail(source, node.vstart,
+                      f"'{node.name}' takes one of {', '.join(values)}; found {raw!r}")
+            return _UNKNOWN_ENUM
+        return convert_enum
+
+    raise AssertionError(f"unhandled field type {t}")  # pragma: no cover
+
+
+_UNKNOWN_ENUM = object()
+
+
+def _once(seen: set[str] | None, node: Node, source: SourceText, desc: Descriptor) -> set[str]:
+    if seen is None:
+        seen = set()
+    if node.name in seen:
+        _fail(source, node.start,
+              f"'{node.name}' is given twice in one {desc.name}, but it is not a repeated field")
+    seen.add(node.name)
+    return seen
+
+
+def _type_name(fd: FieldDescriptor) -> str:
+    if fd.type == FieldDescriptor.TYPE_ENUM:
+        return f"enum {fd.enum_type.name}"
+    for t, (_, _, name) in _INT_RANGES.items():
+        if fd.type == t:
+            return name
+    return {
+        FieldDescriptor.TYPE_FLOAT: "float",
+        FieldDescriptor.TYPE_DOUBLE: "double",
+        FieldDescriptor.TYPE_BOOL: "bool",
+        FieldDescriptor.TYPE_STRING: "string",
+        FieldDescriptor.TYPE_BYTES: "bytes",
+    }.get(fd.type, "scalar")
+
+
+def _fail(source: SourceText, offset: int, message: str):
+    line, col = source.line_col(offset)
+    raise PrototxtSyntaxError(message, source.path, line, col)
+
+
+CONVERTER = Converter()
