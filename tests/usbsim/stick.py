@@ -27,7 +27,7 @@ Life of a stick:
 * **unplugged**: gone from the bus; every handle fails with "no device".
 
 The simulator records what the host did (``headers``, ``boot_chunks``,
-``boot_timeouts``, ``link_timeouts``, ``runs``, ``config``) and every deviation
+``boot_timeouts``, ``link_timeouts``, ``link_out_sizes``, ``runs``, ``config``) and every deviation
 from the protocol in ``protocol_errors``: tests assert that list stays empty.
 
 Faults (:class:`Faults`) are one-shot unless noted.
@@ -178,6 +178,7 @@ class SimStick:
         self.boot_chunks: list[int] = []
         self.boot_timeouts: list[int] = []
         self.link_timeouts: set[int] = set()
+        self.link_out_sizes: list[int] = []
         self.headers: list[tuple[int, int, int, int, str]] = []
         self.protocol_errors: list[str] = []
         self.runs: list[tuple[str, bytes]] = []
@@ -283,6 +284,14 @@ class SimStick:
         self._appear(ROM)
         self._clear_link()
 
+    def boot_by_other_program(self) -> None:
+        """Re-appear at once as a booted, ready stick, as if another program had
+        booted it (combine with ``faults.held_by_other_program``)."""
+        self.plugged = True
+        self._pending = None
+        self._appear(BOOTED)
+        self.booted_at = -math.inf
+
     def valid(self, incarnation: int) -> bool:
         self.tick()
         return self.plugged and self.mode != ABSENT and incarnation == self.incarnation
@@ -308,6 +317,7 @@ class SimStick:
         if self.mode == ROM:
             return self._rom_out(data, timeout_ms)
         self.link_timeouts.add(timeout_ms)
+        self.link_out_sizes.append(len(data))
         if self._payload is not None:
             return self._payload_out(data)
         if self._tx:

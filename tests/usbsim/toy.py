@@ -90,7 +90,9 @@ class Rig:
         return self.sticks[0]
 
     def device_kwargs(self, **extra: Any) -> dict:
-        return dict(firmware=self.firmware_path, backend=self.backend, clock=self.clock, **extra)
+        kwargs = dict(firmware=self.firmware_path, backend=self.backend, clock=self.clock)
+        kwargs.update(extra)
+        return kwargs
 
     def protocol_errors(self) -> list[str]:
         return [e for s in self.sticks for e in s.protocol_errors]
