@@ -217,3 +217,25 @@ def test_device_object_can_be_opened_again_after_close(tmp_path):
             assert dev.is_open
         assert not dev.is_open
     assert rig.stick.boots == 3 and rig.stick.resets == 3
+
+
+def test_booted_stick_at_another_port_is_taken_only_after_a_while(tmp_path):
+    # libmvnc falls back to any free booted stick when the path changed; we do
+    # too, but only once ours has been missing for 5 s.
+    rig = make_rig(tmp_path, booted_port_path=(3, 1), boot_delay_s=1.0)
+    t0 = rig.clock.monotonic()
+    with open_device(**rig.device_kwargs()) as dev:
+        assert dev.name == "3.1"
+        assert rig.clock.monotonic() - t0 >= 5.0
+
+
+def test_a_free_booted_stick_elsewhere_is_not_taken_while_ours_comes_back(tmp_path):
+    rig = make_rig(tmp_path, sticks=[dict(boot_delay_s=2.0), dict()])
+    other = rig.sticks[1]
+    with open_device("1.2", **rig.device_kwargs()) as dev:
+        pass
+    # Now another program has booted 1.3 and not claimed it yet, while we open 1.2.
+    other.boot_by_other_program()
+    with open_device("1.2", **rig.device_kwargs()) as dev:
+        assert dev.name == "1.2"
+    assert other.headers == []  # never touched

@@ -12,7 +12,7 @@ Life of a stick:
   to the OUT endpoint is firmware.  Once exactly the expected image has arrived
   (byte for byte), the stick leaves the bus and re-appears ``boot_delay_s``
   later as 03e7:f63b, with a new address (and on ``booted_bus`` if set, as a
-  USB 3 reconnection does).  A wrong image never boots.
+  USB 3 reconnection does; at ``booted_port_path`` if set).  A wrong image never boots.
 * **booted** (03e7:f63b): speaks the 1.x link.  64-byte headers on 0x01; status
   INITIALIZED for ``init_s`` after boot, then WAITING; RUNNING while an inference
   runs (its duration is the sum of the executor's stage times, on the clock);
@@ -144,13 +144,15 @@ class SimStick:
         reset_delay_s: float = 0.3,
         init_s: float = 0.05,
         booted_bus: int | None = None,
+        booted_port_path: tuple[int, ...] | None = None,
         thermal: tuple[float, ...] = tuple(40.0 + i for i in range(25)),
         throttle_level: int = 0,
         optimisations: tuple[str, ...] = ("opt_conv_3_3_1_1_generic", "opt_maxpool_2_2_2_2_generic"),
     ) -> None:
         if model not in ("ncs", "ncs2"):
             raise ValueError(model)
-        self.port_path = tuple(port_path)
+        self.rom_port_path = tuple(port_path)
+        self.booted_port_path = tuple(booted_port_path) if booted_port_path is not None else self.rom_port_path
         self.rom_bus = bus
         self.booted_bus = booted_bus if booted_bus is not None else bus
         self.firmware = firmware
@@ -212,6 +214,10 @@ class SimStick:
     @property
     def bus(self) -> int:
         return self.booted_bus if self.mode == BOOTED else self.rom_bus
+
+    @property
+    def port_path(self) -> tuple[int, ...]:
+        return self.booted_port_path if self.mode == BOOTED else self.rom_port_path
 
     @property
     def present(self) -> bool:

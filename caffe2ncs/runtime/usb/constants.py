@@ -95,6 +95,12 @@ BOOT_FIND_INITIAL_DELAY_S = 0.1
 #: retrying every 10 ms (``usleep(10000)``).
 REENUMERATION_TIMEOUT_S = 15.0
 REENUMERATION_POLL_S = 0.01
+#: (caffe2ncs) libmvnc takes *any* free booted stick whenever the one it booted is
+#: not back at its port path yet.  With two programs booting two sticks, that can
+#: take the other program's stick in the moment between its boot and its claim;
+#: so we only look at other ports once our stick has been missing this long
+#: (a stick normally re-appears within a couple of seconds).
+REENUMERATION_OTHER_PORTS_AFTER_S = 5.0
 
 #: ``usb_link_vsc.c`` ``usblink_resetall``: after sending RESET to stale booted
 #: sticks, wait ``ITERATIONS 50`` x ``SLEEP_MS 100`` for them to come back as 2150.

@@ -294,16 +294,19 @@ class Device:
     def _boot(self, backend: Any, dev: Any, info: StickInfo, firmware: Firmware) -> None:
         t = self.timeouts
         send_firmware(dev, info, firmware.data, t)
-        deadline = self.clock.monotonic() + t.reenumeration_s
+        start = self.clock.monotonic()
+        deadline = start + t.reenumeration_s
         last_status: int | None = None
         while True:
-            booted = find_sticks(backend, (C.PRODUCT_ID_BOOTED,))
-            # The same port first (libmvnc: usblink_open(name)); then any booted
-            # stick nobody holds, in case the port path changed.
-            booted.sort(key=lambda s: not same_port(s[1], info))
-            for bdev, binfo in booted:
-                if self._is_ours(backend, binfo):
-                    continue
+            booted = [
+                s for s in find_sticks(backend, (C.PRODUCT_ID_BOOTED,)) if not self._is_ours(backend, s[1])
+            ]
+            # Our stick at its port path (libmvnc: usblink_open(name)); failing that,
+            # after a while, any booted stick nobody holds, in case the path changed.
+            candidates = [s for s in booted if same_port(s[1], info)]
+            if not candidates and self.clock.monotonic() - start >= t.reenumeration_other_ports_after_s:
+                candidates = booted
+            for bdev, binfo in candidates:
                 try:
                     link = UsbLink.open(bdev, binfo.name, t)
                 except DeviceError:

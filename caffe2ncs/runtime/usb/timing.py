@@ -53,6 +53,7 @@ class Timeouts:
     #: Booted stick re-appearing as 03e7:f63b and answering WAITING.
     reenumeration_s: float = C.REENUMERATION_TIMEOUT_S
     reenumeration_poll_s: float = C.REENUMERATION_POLL_S
+    reenumeration_other_ports_after_s: float = C.REENUMERATION_OTHER_PORTS_AFTER_S
     #: Waiting for WAITING before a graph is sent.
     allocate_status_s: float = C.ALLOCATE_STATUS_TIMEOUT_S
     status_poll_s: float = C.STATUS_POLL_S
