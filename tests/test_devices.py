@@ -36,7 +36,9 @@ def devices(*args: str, factory: str | None = None) -> subprocess.CompletedProce
         env["CAFFE2NCS_PYUSB_BACKEND"] = ""
     if _all_commands_present():
         return run_cli("devices", *args, env=env)
-    code = "import sys, caffe2ncs.cli as c; c.COMMANDS = ('devices',); sys.exit(c.main(sys.argv[1:]))"
+    code = (
+        "import sys, caffe2ncs.cli as c; c.COMMANDS = ('devices',); sys.exit(c.main(sys.argv[1:]))"
+    )
     full_env = dict(os.environ, NO_COLOR="1", COLUMNS="200", **env)
     return subprocess.run(
         [sys.executable, "-c", code, "devices", *args],
@@ -64,12 +66,18 @@ def test_lists_sticks_as_json():
     r = devices("--json", factory="mixed")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert [(d["name"], d["bus"], d["state"], d["model"], d["vendor_id"], d["product_id"]) for d in data] == [
+    assert [
+        (d["name"], d["bus"], d["state"], d["model"], d["vendor_id"], d["product_id"]) for d in data
+    ] == [
         ("1.2", 1, "unbooted", "NCS (Myriad 2)", "03e7", "2150"),
         ("1.3", 1, "unbooted", "NCS2 (Myriad X)", "03e7", "2485"),
         ("4", 2, "booted", None, "03e7", "f63b"),
     ]
-    assert all(set(d) == {"name", "bus", "port_path", "address", "state", "model", "vendor_id", "product_id"} for d in data)
+    assert all(
+        set(d)
+        == {"name", "bus", "port_path", "address", "state", "model", "vendor_id", "product_id"}
+        for d in data
+    )
 
 
 def test_one_stick_singular():

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import usb.backend.libusb0
 import usb.backend.libusb1
 import usb.backend.openusb
 import usb.core
-
-import pytest
 from usbsim import SimBackend, SimStick
 from usbsim.clock import VirtualClock
 
@@ -196,4 +195,3 @@ def test_usb_error_while_listing_is_a_device_error():
     with pytest.raises(DeviceError) as err:
         list_devices(Broken([], clock=VirtualClock()))
     assert "cannot list the USB devices" in err.value.message
-

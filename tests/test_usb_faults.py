@@ -140,7 +140,11 @@ def test_short_read(tmp_path, buffer, size):
         with pytest.raises(LinkProtocolError) as err:
             g.get_result()
     msg = err.value.message
-    assert "short read" in msg and f"received {size // 2} of {size} bytes" in msg and f"'{buffer}'" in msg
+    assert (
+        "short read" in msg
+        and f"received {size // 2} of {size} bytes" in msg
+        and f"'{buffer}'" in msg
+    )
     assert_usable(rig)
 
 
@@ -225,4 +229,3 @@ def test_device_side_error_text(tmp_path, via):
     assert e.result.output.shape == (24,) and e.result.stage_times_ms.size == 3
     rig.stick.executor = toy_executor
     assert_usable(rig)
-

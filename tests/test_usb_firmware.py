@@ -80,7 +80,10 @@ def test_unreadable_file(tmp_path, monkeypatch):
     "content, text",
     [
         (b"", "empty"),
-        (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 865724\n", "Git LFS pointer"),
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 865724\n",
+            "Git LFS pointer",
+        ),
         (b"<!DOCTYPE html><html><body>Not Found</body></html>" * 2000, "HTML"),
         (b"MA2x" + bytes(1000), "too small"),
     ],
@@ -110,7 +113,9 @@ def test_oversized_file_is_rejected_without_reading_it(tmp_path):
     assert "too large" in err.value.message
 
 
-@pytest.mark.parametrize("name, text", [("MvNCAPI-ma2480.mvcmd", "NCS2"), ("MvNCAPI-ma2450.mvcmd", "XLink")])
+@pytest.mark.parametrize(
+    "name, text", [("MvNCAPI-ma2480.mvcmd", "NCS2"), ("MvNCAPI-ma2450.mvcmd", "XLink")]
+)
 def test_ncsdk2_firmware_images_are_refused_by_name(tmp_path, name, text):
     p = tmp_path / name
     p.write_bytes(make_firmware(1_375_996))

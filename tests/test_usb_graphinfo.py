@@ -45,7 +45,10 @@ def test_stage_count_is_read_as_16_bits():
         (lambda g: g[:240] + b"\0\0" + g[242:], "no stages"),
         (lambda g: g[:240] + struct.pack("<H", 9) + g[242:], "claims 9 stages"),
         (lambda g: g[: 264 + 136] + struct.pack("<II", 0, 4) + g[264 + 144 :], "empty output"),
-        (lambda g: g[: 264 + 136] + struct.pack("<II", 8192, 8192) + g[264 + 144 :], "more than the 64 Mi"),
+        (
+            lambda g: g[: 264 + 136] + struct.pack("<II", 8192, 8192) + g[264 + 144 :],
+            "more than the 64 Mi",
+        ),
     ],
 )
 def test_rejections(mutate, text):

@@ -6,9 +6,8 @@ from __future__ import annotations
 import errno
 import struct
 
-import usb.core
-
 import pytest
+import usb.core
 
 from caffe2ncs.errors import DeviceError
 from caffe2ncs.runtime.usb import (
@@ -106,7 +105,11 @@ def test_refused_permit_stops_before_the_payload():
     with pytest.raises(PermitRefusedError) as err:
         link(dev).set_data("blobFile", b"x" * 1000)
     assert err.value.permit == 0xDEAD
-    assert "0xDEAD" in err.value.message and "0xABCD" in err.value.message and "blobFile" in err.value.message
+    assert (
+        "0xDEAD" in err.value.message
+        and "0xABCD" in err.value.message
+        and "blobFile" in err.value.message
+    )
     assert len(dev.writes) == 1  # the header only
     assert isinstance(err.value, LinkProtocolError) and isinstance(err.value, DeviceError)
 
@@ -138,7 +141,9 @@ def test_no_answer_is_a_timeout_naming_the_limit():
     dev = FakeDev([])
     with pytest.raises(DeviceTimeoutError) as err:
         link(dev).status()
-    assert "1.2" in err.value.message and "10 s" in err.value.message and "status" in err.value.message
+    assert (
+        "1.2" in err.value.message and "10 s" in err.value.message and "status" in err.value.message
+    )
 
 
 def test_timeouts_are_overridable():
@@ -173,9 +178,17 @@ def test_device_that_accepts_nothing():
 @pytest.mark.parametrize(
     "exc, cls, text",
     [
-        (usb.core.USBError("No such device (it may have been disconnected)", -4, errno.ENODEV), DeviceGoneError, "disappeared"),
+        (
+            usb.core.USBError("No such device (it may have been disconnected)", -4, errno.ENODEV),
+            DeviceGoneError,
+            "disappeared",
+        ),
         (usb.core.USBError("Resource busy", -6, errno.EBUSY), DeviceBusyError, "another program"),
-        (usb.core.USBError("Access denied (insufficient permissions)", -3, errno.EACCES), DeviceAccessError, "udev"),
+        (
+            usb.core.USBError("Access denied (insufficient permissions)", -3, errno.EACCES),
+            DeviceAccessError,
+            "udev",
+        ),
         (usb.core.USBError("Pipe error", -9, errno.EPIPE), DeviceError, "Pipe error"),
     ],
 )

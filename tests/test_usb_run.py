@@ -92,8 +92,13 @@ def test_default_config_values(tmp_path):
 
 def test_options_reach_the_stick(tmp_path):
     rig = make_rig(tmp_path)
-    opts = DeviceOptions(temp_lim_upper=90.9, temp_lim_lower=70.2, backoff_time_high=50, temperature_debug=1)
-    with open_device(**rig.device_kwargs(options=opts)) as dev, dev.allocate_graph(make_graph()) as g:
+    opts = DeviceOptions(
+        temp_lim_upper=90.9, temp_lim_lower=70.2, backoff_time_high=50, temperature_debug=1
+    )
+    with (
+        open_device(**rig.device_kwargs(options=opts)) as dev,
+        dev.allocate_graph(make_graph()) as g,
+    ):
         g.iterations = 3
         g.network_throttle = 0
         g.infer(np.zeros(12, np.float16))
@@ -156,7 +161,9 @@ def test_one_graph_per_device_and_deallocate_frees_it(tmp_path):
             dev.allocate_graph(g2)
         blob_sets = sum(1 for h in rig.stick.headers if h[4] == "blobFile")
         first.deallocate()
-        assert sum(1 for h in rig.stick.headers if h[4] == "blobFile") == blob_sets  # host side only
+        assert (
+            sum(1 for h in rig.stick.headers if h[4] == "blobFile") == blob_sets
+        )  # host side only
         with pytest.raises(RuntimeError, match="deallocated"):
             first.load_tensor(np.zeros(2, np.float16))
         second = dev.allocate_graph(g2)

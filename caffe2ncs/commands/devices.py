@@ -2,8 +2,9 @@
 
 For each stick: its name (the USB port path, "1.2" = port 2 of the hub on port
 1, which is also how the other commands select a stick), the bus, whether its
-firmware is running (booted) or not, the model and the USB ids.  Listing never changes a stick's state.  No stick, or no
-USB library at all, is not an error: the command says so and exits 0.
+firmware is running (booted) or not, the model and the USB ids.  Listing never
+changes a stick's state.  No stick, or no USB library at all, is not an error:
+the command says so and exits 0.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def run(args: argparse.Namespace, console) -> int:
         return 0
     if scan.no_backend:
         console.print(
-            f"Cannot look for Neural Compute Sticks: {scan.no_backend}.", markup=False, highlight=False
+            f"Cannot look for Neural Compute Sticks: {scan.no_backend}.",
+            markup=False,
+            highlight=False,
         )
         return 0
     if not scan.devices:
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace, console) -> int:
         rows.append((d.name, "-" if d.bus is None else str(d.bus), d.state, model, d.usb_id))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        line = "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
+        line = "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
         console.print("  " + line, markup=False, highlight=False)
     if any(d.product_id == constants.PRODUCT_ID_MYRIADX_ROM for d in scan.devices):
         console.print(

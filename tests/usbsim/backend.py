@@ -40,7 +40,9 @@ class Handle:
         self.closed = False
 
 
-def _device_descriptor(vid: int, pid: int, bus: int, address: int, ports: tuple[int, ...], bcd_usb: int) -> SimpleNamespace:
+def _device_descriptor(
+    vid: int, pid: int, bus: int, address: int, ports: tuple[int, ...], bcd_usb: int
+) -> SimpleNamespace:
     return SimpleNamespace(
         bLength=18,
         bDescriptorType=1,
@@ -67,15 +69,18 @@ def _device_descriptor(vid: int, pid: int, bus: int, address: int, ports: tuple[
 class SimBackend(usb.backend.IBackend):
     """A USB bus with simulated sticks (and, by default, two unrelated devices)."""
 
-    def __init__(self, sticks: list[SimStick] | tuple[SimStick, ...] = (), clock: Any = None, others: bool = True) -> None:
+    def __init__(
+        self,
+        sticks: list[SimStick] | tuple[SimStick, ...] = (),
+        clock: Any = None,
+        others: bool = True,
+    ) -> None:
         super().__init__()
         self.clock = clock if clock is not None else VirtualClock()
         self._address = 1
         self.sticks: list[SimStick] = []
         # A root hub and a mouse, which discovery must ignore.
-        self.others = (
-            [(0x1D6B, 0x0002, 1, 1, ()), (0x046D, 0xC077, 1, 9, (4,))] if others else []
-        )
+        self.others = [(0x1D6B, 0x0002, 1, 1, ()), (0x046D, 0xC077, 1, 9, (4,))] if others else []
         self.opened: list[Handle] = []
         for stick in sticks:
             self.add(stick)
@@ -97,7 +102,9 @@ class SimBackend(usb.backend.IBackend):
             devs.append(DevId(None, 0, _device_descriptor(vid, pid, bus, address, ports, 0x200)))
         for stick in self.sticks:
             if stick.present:
-                desc = _device_descriptor(0x03E7, stick.pid, stick.bus, stick.address, stick.port_path, 0x200)
+                desc = _device_descriptor(
+                    0x03E7, stick.pid, stick.bus, stick.address, stick.port_path, 0x200
+                )
                 devs.append(DevId(stick, stick.incarnation, desc))
         return iter(devs)
 
@@ -208,7 +215,9 @@ class SimBackend(usb.backend.IBackend):
         if intf != 0:
             raise usb.core.USBError("Entity not found", -5, errno.ENOENT)
         other = stick.claimed_by
-        if stick.faults.held_by_other_program or (other is not None and other is not handle and not other.closed):
+        if stick.faults.held_by_other_program or (
+            other is not None and other is not handle and not other.closed
+        ):
             raise usb.core.USBError("Resource busy", -6, errno.EBUSY)
         stick.claimed_by = handle
         handle.claimed.add(intf)

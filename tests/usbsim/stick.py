@@ -147,12 +147,17 @@ class SimStick:
         booted_port_path: tuple[int, ...] | None = None,
         thermal: tuple[float, ...] = tuple(40.0 + i for i in range(25)),
         throttle_level: int = 0,
-        optimisations: tuple[str, ...] = ("opt_conv_3_3_1_1_generic", "opt_maxpool_2_2_2_2_generic"),
+        optimisations: tuple[str, ...] = (
+            "opt_conv_3_3_1_1_generic",
+            "opt_maxpool_2_2_2_2_generic",
+        ),
     ) -> None:
         if model not in ("ncs", "ncs2"):
             raise ValueError(model)
         self.rom_port_path = tuple(port_path)
-        self.booted_port_path = tuple(booted_port_path) if booted_port_path is not None else self.rom_port_path
+        self.booted_port_path = (
+            tuple(booted_port_path) if booted_port_path is not None else self.rom_port_path
+        )
         self.rom_bus = bus
         self.booted_bus = booted_bus if booted_bus is not None else bus
         self.firmware = firmware
@@ -364,7 +369,9 @@ class SimStick:
         expected = self.firmware
         if not expected.startswith(bytes(self._fw)):
             if not self._fw_bad:
-                self.error(f"firmware differs from the expected image (after {len(self._fw)} bytes)")
+                self.error(
+                    f"firmware differs from the expected image (after {len(self._fw)} bytes)"
+                )
             self._fw_bad = True
         if not self._fw_bad and len(self._fw) == len(expected):
             self._vanish(BOOTED, self.boot_delay_s)
@@ -453,7 +460,9 @@ class SimStick:
                     self._start(name)
             else:
                 if self.job is None:
-                    self.error(f"{name} sent with hostready 0 while the stick is idle (it would never start)")
+                    self.error(
+                        f"{name} sent with hostready 0 while the stick is idle (never starts)"
+                    )
                 self.queue.append(name)
 
     def _start(self, name: str) -> None:
@@ -469,7 +478,9 @@ class SimStick:
         assert len(output) == 2 * self.noutputs, (
             f"executor returned {len(output)} bytes, the graph's output is {2 * self.noutputs}"
         )
-        assert len(times) == self.nstages, f"executor returned {len(times)} stage times for {self.nstages} stages"
+        assert len(times) == self.nstages, (
+            f"executor returned {len(times)} stage times for {self.nstages} stages"
+        )
         if self.faults.device_error is not None:
             debug, self.faults.device_error = self.faults.device_error, None
         ready_at = self.now() + sum(times) / 1000.0
@@ -498,7 +509,9 @@ class SimStick:
                 self._tx.append(U32.pack(NOT_READY_PERMIT))
                 return
             if length != len(job.output) or offset:
-                self.error(f"GET output of {length} bytes at {offset}; the output is {len(job.output)} bytes")
+                self.error(
+                    f"GET output of {length} bytes at {offset}; it is {len(job.output)} bytes"
+                )
             data = job.output[offset : offset + length].ljust(length, b"\0")
             job.output_read = True
             self._reply(name, data)
@@ -516,7 +529,9 @@ class SimStick:
                 else:
                     self.error("auxBuffer read with hostready but no input is queued")
             elif self.queue:
-                self.error("auxBuffer read without hostready while an input is queued (it would never start)")
+                self.error(
+                    "auxBuffer read without hostready while an input is queued (never starts)"
+                )
         elif name == "optimizationList":
             if not self.optlist_ready:
                 self.error("GET optimizationList before config asked for it")

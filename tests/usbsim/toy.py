@@ -16,7 +16,12 @@ from .clock import VirtualClock
 from .stick import SimStick, parse_graph
 
 
-def make_graph(nstages: int = 3, out_shape: tuple[int, int, int] = (2, 3, 4), name: str = "toy", data: bytes = b"") -> bytes:
+def make_graph(
+    nstages: int = 3,
+    out_shape: tuple[int, int, int] = (2, 3, 4),
+    name: str = "toy",
+    data: bytes = b"",
+) -> bytes:
     """A syntactically valid NCSDK 1.x graph file (reference section 1.1): the
     264-byte header and ``nstages`` 227-byte stage descriptors; the last stage
     produces ``out_shape`` = (X, Y, Z) fp16 HWC, so the host should read
@@ -98,7 +103,9 @@ class Rig:
         return [e for s in self.sticks for e in s.protocol_errors]
 
 
-def make_rig(tmp_path: Path, sticks: int | list[dict] = 1, firmware_size: int = 200_000, **stick_kw: Any) -> Rig:
+def make_rig(
+    tmp_path: Path, sticks: int | list[dict] = 1, firmware_size: int = 200_000, **stick_kw: Any
+) -> Rig:
     clock = VirtualClock()
     firmware = make_firmware(firmware_size)
     fw_path = tmp_path / "MvNCAPI.mvcmd"

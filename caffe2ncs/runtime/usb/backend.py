@@ -121,8 +121,7 @@ def _from_factory(spec: str) -> BackendChoice:
         ) from None
     except Exception as err:
         raise NoUsbBackendError(
-            f"no USB backend: the factory named by {where} failed "
-            f"({type(err).__name__}: {err})"
+            f"no USB backend: the factory named by {where} failed ({type(err).__name__}: {err})"
         ) from None
     if backend is None:
         raise NoUsbBackendError(

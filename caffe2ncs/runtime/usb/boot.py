@@ -121,7 +121,12 @@ def reset_booted(dev: Any, info: StickInfo, timeouts: Timeouts) -> None:
         link.close()
 
 
-def reset_all(backend: Any, timeouts: Timeouts, clock: Clock, skip: Callable[[StickInfo], bool] = lambda i: False) -> list[str]:
+def reset_all(
+    backend: Any,
+    timeouts: Timeouts,
+    clock: Clock,
+    skip: Callable[[StickInfo], bool] = lambda i: False,
+) -> list[str]:
     """``usblink_resetall``: reset every booted stick that no program holds, then
     wait (50 x 100 ms) until they are back as 03e7:2150.  Sticks that are busy
     (claimed elsewhere) or for which ``skip(info)`` is true are left alone.
@@ -153,7 +158,9 @@ def reset_all(backend: Any, timeouts: Timeouts, clock: Clock, skip: Callable[[St
     return reset
 
 
-def wait_unbooted(backend: Any, info: StickInfo, timeouts: Timeouts, clock: Clock, timeout_s: float) -> tuple[Any, StickInfo]:
+def wait_unbooted(
+    backend: Any, info: StickInfo, timeouts: Timeouts, clock: Clock, timeout_s: float
+) -> tuple[Any, StickInfo]:
     """Wait for the stick at ``info``'s port path to be an unbooted Myriad 2."""
 
     def pick(sticks):
@@ -178,4 +185,3 @@ def same_port(a: StickInfo, b: StickInfo) -> bool:
     if a.port_path is None or b.port_path is None:
         return a.bus == b.bus and a.address == b.address
     return a.port_path == b.port_path
-

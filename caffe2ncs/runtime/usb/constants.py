@@ -196,7 +196,8 @@ STAGE_TIME_SIZE = 4
 #: ``send_opt_data``: ``int config[10]`` = ``[1 version, 0 query disable,
 #: iterations, temp_lim_upper, temp_lim_lower, backoff_time_normal,
 #: backoff_time_high, backoff_time_critical, temperature_debug, network_throttle]``.
-CONFIG_STRUCT = struct.Struct("<10i")
+CONFIG_INTS = 10
+CONFIG_STRUCT = struct.Struct(f"<{CONFIG_INTS}i")
 CONFIG_VERSION = 1
 #: ``get_optimisation_list``: ``config[1] = 1`` asks for the optimisation list.
 CONFIG_QUERY_OPTIMISATIONS = 1
@@ -233,6 +234,12 @@ DEFAULT_TEMPERATURE_DEBUG = 0
 DEFAULT_ITERATIONS = 1
 DEFAULT_NETWORK_THROTTLE = 1
 
+# libusb error codes, as pyusb's libusb1 backend reports them in
+# ``USBError.backend_error_code`` (libusb.h ``enum libusb_error``).
+LIBUSB_ERROR_ACCESS = -3
+LIBUSB_ERROR_NO_DEVICE = -4
+LIBUSB_ERROR_BUSY = -6
+
 # ---------------------------------------------------------------------------
 # What the host reads from a 1.x graph file (mvnc_api.c mvncAllocateGraph)
 # ---------------------------------------------------------------------------
@@ -255,6 +262,9 @@ GRAPH_MAX_OUTPUTS = 64 * 1024 * 1024
 #: only used to say "this is a 2.x graph" in the error.
 GRAPH_V2_MAGIC = 8708
 GRAPH_V2_MAGIC_OFFSET = 34
+#: A 1.x graph starts with 4 x uint64 zero (reference section 1.1, "VCS_Fix");
+#: only used to say "this is a graph, not firmware".
+GRAPH_ZERO_PREFIX = 32
 
 # ---------------------------------------------------------------------------
 # Firmware plausibility (caffe2ncs)

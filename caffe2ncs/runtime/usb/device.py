@@ -146,7 +146,9 @@ def tensor_bytes(tensor: Any) -> bytes:
             arr = arr.astype(np.float16)
         data = np.ascontiguousarray(arr).tobytes()
     if len(data) < 2 or len(data) % 2:
-        raise ValueError(f"an input tensor of {len(data)} bytes is not a whole number of fp16 values")
+        raise ValueError(
+            f"an input tensor of {len(data)} bytes is not a whole number of fp16 values"
+        )
     return data
 
 
@@ -221,14 +223,18 @@ class Device:
         with _REGISTRY_LOCK:
             if self._reset_stale and backend not in _RESET_DONE:
                 _RESET_DONE.add(backend)
-                reset_all(backend, self.timeouts, self.clock, skip=lambda i: self._is_ours(backend, i))
+                reset_all(
+                    backend, self.timeouts, self.clock, skip=lambda i: self._is_ours(backend, i)
+                )
             dev, info = self._select(backend)
             if info.product_id == C.PRODUCT_ID_BOOTED:
                 # Booted but not ours: stale (left by a program that died) or held by
                 # another program.  Reset it if we can, then boot it afresh.
                 reset_booted(dev, info, self.timeouts)
                 self.clock.sleep(self.timeouts.close_settle_s)
-                dev, info = wait_unbooted(backend, info, self.timeouts, self.clock, self.timeouts.reset_wait_s)
+                dev, info = wait_unbooted(
+                    backend, info, self.timeouts, self.clock, self.timeouts.reset_wait_s
+                )
             self._boot(backend, dev, info, firmware)
         return self
 
@@ -299,12 +305,17 @@ class Device:
         last_status: int | None = None
         while True:
             booted = [
-                s for s in find_sticks(backend, (C.PRODUCT_ID_BOOTED,)) if not self._is_ours(backend, s[1])
+                s
+                for s in find_sticks(backend, (C.PRODUCT_ID_BOOTED,))
+                if not self._is_ours(backend, s[1])
             ]
             # Our stick at its port path (libmvnc: usblink_open(name)); failing that,
             # after a while, any booted stick nobody holds, in case the path changed.
             candidates = [s for s in booted if same_port(s[1], info)]
-            if not candidates and self.clock.monotonic() - start >= t.reenumeration_other_ports_after_s:
+            if (
+                not candidates
+                and self.clock.monotonic() - start >= t.reenumeration_other_ports_after_s
+            ):
                 candidates = booted
             for bdev, binfo in candidates:
                 try:
@@ -394,7 +405,9 @@ class Device:
             except DeviceError as err:
                 raise self._fail(err) from None
 
-    def _wait_status(self, link: UsbLink, accept: tuple[int, ...], timeout_s: float, what: str) -> int:
+    def _wait_status(
+        self, link: UsbLink, accept: tuple[int, ...], timeout_s: float, what: str
+    ) -> int:
         deadline = self.clock.monotonic() + timeout_s
         while True:
             status = link.status()
@@ -427,7 +440,10 @@ class Device:
                 )
             try:
                 self._wait_status(
-                    link, (C.MyriadStatus.WAITING,), self.timeouts.allocate_status_s, "before the graph was sent"
+                    link,
+                    (C.MyriadStatus.WAITING,),
+                    self.timeouts.allocate_status_s,
+                    "before the graph was sent",
                 )
                 link.set_data(C.BUFFER_BLOB, data, host_ready=False)
                 link.set_data(C.BUFFER_AUX, bytes(info.aux_size), host_ready=False)
@@ -444,8 +460,10 @@ class Device:
         with self._lock:
             link = self._require()
             if self._graph is not None and self._graph.queued:
-                raise RuntimeError("cannot ask for the optimisation list while inferences are queued")
-            config = [0] * 10
+                raise RuntimeError(
+                    "cannot ask for the optimisation list while inferences are queued"
+                )
+            config = [0] * C.CONFIG_INTS
             config[0] = C.CONFIG_VERSION
             config[1] = C.CONFIG_QUERY_OPTIMISATIONS
             try:
@@ -562,7 +580,9 @@ class Graph:
         with dev._lock:
             link = self._check()
             if self.queued == 0:
-                raise RuntimeError("get_result() without a queued inference; call load_tensor() first")
+                raise RuntimeError(
+                    "get_result() without a queued inference; call load_tensor() first"
+                )
             deadline = dev.clock.monotonic() + t.result_s
             refusals = 0
             try:
@@ -602,7 +622,9 @@ class Graph:
             if debug:
                 self._invalidate(f"the firmware reported an error: {debug}")
                 raise MyriadError(
-                    f'the stick {dev.name} reported an error: "{debug}"', debug_message=debug, result=result
+                    f'the stick {dev.name} reported an error: "{debug}"',
+                    debug_message=debug,
+                    result=result,
                 )
             return result
 

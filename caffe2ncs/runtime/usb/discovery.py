@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ...errors import DeviceError
 from . import constants as C
 from .backend import BackendChoice, resolve_backend
-from ...errors import DeviceError
 from .errors import NoUsbBackendError
 
 UNBOOTED = "unbooted"
@@ -42,7 +42,7 @@ class StickInfo:
 
     @property
     def model(self) -> str | None:
-        """"NCS (Myriad 2)" / "NCS2 (Myriad X)"; ``None`` once booted (both models
+        """ "NCS (Myriad 2)" / "NCS2 (Myriad X)"; ``None`` once booted (both models
         then use the same id)."""
         return C.MODEL_NAMES.get(self.product_id)
 
@@ -104,7 +104,9 @@ def info_of(dev: Any) -> StickInfo:
     )
 
 
-def find_sticks(backend: Any, product_ids: tuple[int, ...] = C.PRODUCT_IDS) -> list[tuple[Any, StickInfo]]:
+def find_sticks(
+    backend: Any, product_ids: tuple[int, ...] = C.PRODUCT_IDS
+) -> list[tuple[Any, StickInfo]]:
     """``(pyusb Device, StickInfo)`` for every attached stick with one of the ids,
     in bus order (bus, port path)."""
     import usb.core

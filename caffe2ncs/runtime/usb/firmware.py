@@ -68,7 +68,9 @@ def load_firmware(path: str | os.PathLike[str] | None = None) -> Firmware:
     except PermissionError:
         raise InputFileError("cannot read the firmware file: permission denied", path=p) from None
     except OSError as err:
-        raise InputFileError(f"cannot read the firmware file: {err.strerror or err}", path=p) from None
+        raise InputFileError(
+            f"cannot read the firmware file: {err.strerror or err}", path=p
+        ) from None
     check_firmware(data, p)
     return Firmware(path=p, data=data)
 
@@ -101,7 +103,7 @@ def check_firmware(data: bytes, path: Path) -> None:
         raise InputFileError("this is an HTML/XML page, not the firmware image", path=path)
     if (
         len(data) > C.GRAPH_VERSION_OFFSET
-        and data[:32] == bytes(32)
+        and data[: C.GRAPH_ZERO_PREFIX] == bytes(C.GRAPH_ZERO_PREFIX)
         and data[C.GRAPH_VERSION_OFFSET] == C.GRAPH_VERSION
     ):
         raise InputFileError(

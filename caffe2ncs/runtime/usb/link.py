@@ -37,11 +37,6 @@ from .errors import (
 )
 from .timing import Timeouts, seconds
 
-# libusb error codes as pyusb's libusb1 backend reports them (backend_error_code).
-LIBUSB_ERROR_ACCESS = -3
-LIBUSB_ERROR_NO_DEVICE = -4
-LIBUSB_ERROR_BUSY = -6
-
 
 class PermitRefusedError(LinkProtocolError):
     """The stick answered a SET/GET header with something other than 0xABCD."""
@@ -52,24 +47,26 @@ class PermitRefusedError(LinkProtocolError):
 
 
 def is_gone(err: BaseException) -> bool:
-    return getattr(err, "backend_error_code", None) == LIBUSB_ERROR_NO_DEVICE or (
+    return getattr(err, "backend_error_code", None) == C.LIBUSB_ERROR_NO_DEVICE or (
         getattr(err, "errno", None) == _errno.ENODEV
     )
 
 
 def is_busy(err: BaseException) -> bool:
-    return getattr(err, "backend_error_code", None) == LIBUSB_ERROR_BUSY or (
+    return getattr(err, "backend_error_code", None) == C.LIBUSB_ERROR_BUSY or (
         getattr(err, "errno", None) == _errno.EBUSY
     )
 
 
 def is_access(err: BaseException) -> bool:
-    return getattr(err, "backend_error_code", None) == LIBUSB_ERROR_ACCESS or (
+    return getattr(err, "backend_error_code", None) == C.LIBUSB_ERROR_ACCESS or (
         getattr(err, "errno", None) in (_errno.EACCES, _errno.EPERM)
     )
 
 
-def translate_usb_error(err: BaseException, device: str, what: str, timeout_ms: int | None = None) -> DeviceError:
+def translate_usb_error(
+    err: BaseException, device: str, what: str, timeout_ms: int | None = None
+) -> DeviceError:
     """A pyusb exception as the :class:`DeviceError` to show the user."""
     import usb.core
 
@@ -89,14 +86,14 @@ def translate_usb_error(err: BaseException, device: str, what: str, timeout_ms: 
             f"claimed) - {what}"
         )
     if is_access(err):
-        return DeviceAccessError(
-            f"no permission to use the stick {device} ({what}); {UDEV_HELP}"
-        )
+        return DeviceAccessError(f"no permission to use the stick {device} ({what}); {UDEV_HELP}")
     text = getattr(err, "strerror", None) or str(err)
     return DeviceError(f"USB error on the stick {device} while {what}: {text}")
 
 
-def pack_header(cmd: int, name: str = "", length: int = 0, offset: int = 0, host_ready: bool = False) -> bytes:
+def pack_header(
+    cmd: int, name: str = "", length: int = 0, offset: int = 0, host_ready: bool = False
+) -> bytes:
     """The 64-byte ``usbHeader_t`` (name NUL-padded, as ``strcpy`` into a zeroed struct)."""
     raw = name.encode("ascii")
     if len(raw) >= C.HEADER_NAME_SIZE:
@@ -163,7 +160,10 @@ class UsbLink:
             except usb.core.USBError as err:
                 raise translate_usb_error(err, self.device_name, what, timeout) from None
             except ValueError as err:  # pyusb: no such endpoint in the active configuration
-                raise DeviceError(f"the stick {self.device_name} has no usable endpoint 0x01: {err}") from None
+                raise DeviceError(
+                    f"the stick {self.device_name} has no usable endpoint "
+                    f"0x{C.ENDPOINT_OUT:02x}: {err}"
+                ) from None
             if n <= 0:
                 raise LinkProtocolError(
                     f"the stick {self.device_name} accepted nothing ({done} of {total} bytes "
@@ -196,7 +196,10 @@ class UsbLink:
             except usb.core.USBError as err:
                 raise translate_usb_error(err, self.device_name, what, timeout) from None
             except ValueError as err:
-                raise DeviceError(f"the stick {self.device_name} has no usable endpoint 0x81: {err}") from None
+                raise DeviceError(
+                    f"the stick {self.device_name} has no usable endpoint "
+                    f"0x{C.ENDPOINT_IN:02x}: {err}"
+                ) from None
             if n <= 0:
                 raise LinkProtocolError(
                     f"short read from the stick {self.device_name} while {what}: received "
