@@ -234,3 +234,55 @@ def test_aux_buffer_layout_is_decoded_at_the_documented_offsets():
     debug, thermal, throttle, times = decode_aux(aux, 2)
     assert debug == "Matmul scratch memory [112640] lower than required [165392]"
     assert thermal.tolist() == list(range(25)) and throttle == 3 and times.tolist() == [1.5, 2.5]
+
+
+def test_run_graph_pipelines_inputs_and_closes_the_stick(tmp_path):
+    from caffe2ncs.runtime.usb import run_graph
+
+    rig = make_rig(tmp_path)
+    graph = make_graph(2, (1, 2, 2))
+    xs = [np.full(5, v, np.float16) for v in range(5)]
+    results = run_graph(graph, xs, iterations=2, **rig.device_kwargs())
+    assert len(results) == 5
+    for r, x in zip(results, xs, strict=True):
+        np.testing.assert_array_equal(r.output, expected_output(graph, x.tobytes()))
+    # Two deep: the second input is sent before the first result is read.
+    names = [(h[0], h[4]) for h in rig.stick.headers if h[4] in ("input1", "input2", "output")]
+    first_output = names.index((GET, "output"))
+    assert names[:first_output] == [(SET, "input1"), (SET, "input2")]
+    assert rig.stick.config[2] == 2
+    assert rig.stick.resets == 1 and rig.protocol_errors() == []
+
+
+def test_run_graph_closes_the_stick_on_error(tmp_path):
+    from caffe2ncs.runtime.usb import MyriadError, run_graph
+
+    rig = make_rig(tmp_path)
+    rig.stick.faults.device_error = "boom"
+    with pytest.raises(MyriadError, match='"boom"'):
+        run_graph(make_graph(), [np.zeros(3, np.float16)] * 3, **rig.device_kwargs())
+    assert rig.stick.resets == 1
+
+
+def test_stick_options_for_commands():
+    import argparse
+
+    from caffe2ncs.runtime.usb.options import add_stick_arguments, stick_kwargs
+
+    p = argparse.ArgumentParser()
+    add_stick_arguments(p)
+    args = p.parse_args(["--firmware", "/x/MvNCAPI.mvcmd", "--stick", "1.2"])
+    assert stick_kwargs(args) == {"name": "1.2", "firmware": "/x/MvNCAPI.mvcmd"}
+    assert stick_kwargs(p.parse_args([])) == {"name": None, "firmware": None}
+
+
+def test_options_module_is_cheap_to_import():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, caffe2ncs.runtime.usb.options; "
+        "print(sorted(m for m in ('numpy', 'usb.core') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

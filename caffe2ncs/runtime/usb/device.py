@@ -41,6 +41,7 @@ import dataclasses
 import os
 import threading
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -646,6 +647,35 @@ class Graph:
 def open_device(name: str | None = None, **kwargs: Any) -> Device:
     """``Device(name, **kwargs).open()``; use it in a ``with`` block."""
     return Device(name, **kwargs).open()
+
+
+def run_graph(
+    graph: bytes | bytearray | memoryview,
+    inputs: Iterable[Any],
+    *,
+    iterations: int = C.DEFAULT_ITERATIONS,
+    network_throttle: int = C.DEFAULT_NETWORK_THROTTLE,
+    **device_kwargs: Any,
+) -> list[Result]:
+    """Open a stick, allocate ``graph``, run every input, close: one
+    :class:`Result` per input, in order.
+
+    Inputs are pipelined two deep through the stick's double buffer (the next
+    input is sent while the previous one runs).  ``device_kwargs`` are those of
+    :class:`Device` (``name``, ``firmware``, ``backend``, ``timeouts``, ...).
+    The stick is closed (reset) whatever happens.
+    """
+    results: list[Result] = []
+    with Device(**device_kwargs) as dev, dev.allocate_graph(graph) as g:
+        g.iterations = iterations
+        g.network_throttle = network_throttle
+        for x in inputs:
+            if g.queued == 2:
+                results.append(g.get_result())
+            g.load_tensor(x)
+        while g.queued:
+            results.append(g.get_result())
+    return results
 
 
 def forget_reset_state() -> None:
