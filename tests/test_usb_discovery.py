@@ -159,7 +159,7 @@ def test_falls_back_to_libusb_package(monkeypatch):
     monkeypatch.setattr(libusb_package, "get_libusb1_backend", lambda: sentinel)
     choice = resolve_backend()
     assert choice.backend is sentinel
-    assert choice.description == "libusb1 (libusb-package)"
+    assert choice.description == "libusb1 from libusb-package"
 
 
 def test_pyusb_default_is_preferred_to_libusb_package(monkeypatch):

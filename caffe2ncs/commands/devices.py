@@ -45,8 +45,8 @@ def run(args: argparse.Namespace, console) -> int:
         return 0
     if not scan.devices:
         console.print(
-            "No Neural Compute Stick found (looked for USB 03e7:2150, 03e7:2485 and 03e7:f63b "
-            f"through {scan.backend}).",
+            "No Neural Compute Stick found (looked for USB ids 03e7:2150, 03e7:2485 and "
+            f"03e7:f63b; USB backend: {scan.backend}).",
             markup=False,
             highlight=False,
         )

@@ -29,7 +29,7 @@ from .errors import LIBUSB_HELP, NoUsbBackendError
 @dataclasses.dataclass(frozen=True)
 class BackendChoice:
     backend: Any
-    #: Where it came from, for messages: "libusb1", "libusb1 (libusb-package)", ...
+    #: Where it came from, for messages: "libusb1", "libusb1 from libusb-package", ...
     description: str
 
 
@@ -56,7 +56,7 @@ def resolve_backend(backend: Any = None) -> BackendChoice:
 def _describe(backend: Any, origin: str) -> str:
     mod = type(backend).__module__
     name = mod.rsplit(".", 1)[-1] if mod.startswith("usb.backend.") else type(backend).__name__
-    return f"{name} ({origin})"
+    return f"{name} {origin}"
 
 
 def _pyusb_default(reasons: list[str]) -> BackendChoice | None:
@@ -91,7 +91,7 @@ def _libusb_package(reasons: list[str]) -> BackendChoice | None:
     if found is None:
         reasons.append("libusb-package has no library for this platform")
         return None
-    return BackendChoice(found, "libusb1 (libusb-package)")
+    return BackendChoice(found, "libusb1 from libusb-package")
 
 
 def _from_factory(spec: str) -> BackendChoice:
