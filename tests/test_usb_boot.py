@@ -239,3 +239,25 @@ def test_a_free_booted_stick_elsewhere_is_not_taken_while_ours_comes_back(tmp_pa
     with open_device("1.2", **rig.device_kwargs()) as dev:
         assert dev.name == "1.2"
     assert other.headers == []  # never touched
+
+
+def test_backend_objects_without_weak_references_work(tmp_path):
+    # pyusb accepts any object that behaves like a backend ("duck typing").
+    rig = make_rig(tmp_path, sticks=[dict(booted=True)])
+
+    class Slotted:
+        __slots__ = ("inner",)
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    backend = Slotted(rig.backend)
+    with open_device(**rig.device_kwargs(backend=backend)) as dev:
+        assert dev.is_open
+    with open_device(**rig.device_kwargs(backend=backend)) as dev:
+        assert dev.is_open
+    # The stale stick was reset once on first use, then once by each close.
+    assert rig.stick.resets == 3 and rig.stick.boots == 2

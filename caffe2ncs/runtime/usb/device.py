@@ -70,6 +70,21 @@ _OPEN: weakref.WeakValueDictionary[tuple[int, str], Device] = weakref.WeakValueD
 #: Backends on which the first-use reset of stale sticks already ran (weakly held,
 #: so that a new backend object never inherits an old one's state).
 _RESET_DONE: weakref.WeakSet[Any] = weakref.WeakSet()
+_RESET_DONE_IDS: set[tuple[str, int]] = set()  # for backends that cannot be weakly referenced
+
+
+def _first_use(backend: Any) -> bool:
+    """True the first time a backend is seen (the caller holds _REGISTRY_LOCK)."""
+    try:
+        if backend in _RESET_DONE:
+            return False
+        _RESET_DONE.add(backend)
+    except TypeError:  # a backend object that cannot be weakly referenced
+        key = ("id", id(backend))
+        if key in _RESET_DONE_IDS:
+            return False
+        _RESET_DONE_IDS.add(key)
+    return True
 
 
 def _status_name(value: int) -> str:
@@ -222,8 +237,7 @@ class Device:
         backend = resolve_backend(self._backend_arg).backend
         self._backend = backend
         with _REGISTRY_LOCK:
-            if self._reset_stale and backend not in _RESET_DONE:
-                _RESET_DONE.add(backend)
+            if self._reset_stale and _first_use(backend):
                 reset_all(
                     backend, self.timeouts, self.clock, skip=lambda i: self._is_ours(backend, i)
                 )
@@ -676,9 +690,3 @@ def run_graph(
         while g.queued:
             results.append(g.get_result())
     return results
-
-
-def forget_reset_state() -> None:
-    """Make the next open run the first-use reset of stale sticks again."""
-    with _REGISTRY_LOCK:
-        _RESET_DONE.clear()
