@@ -69,6 +69,47 @@ def matches(op: Op, params: OpParams | None, constant: Constant) -> bool:
     return enc is not None and Constant("_", enc[0]).data == constant.data
 
 
+def buffered_fields(op: Op, params: OpParams | None) -> dict | None:
+    """The fields of ``params`` that 1.x keeps in the op-params buffer (the keys
+    :func:`decode` returns), or None for other ops."""
+    if op not in NCSDK1_PARAMS_IN_BUFFER or params is None:
+        return None
+    return {k: getattr(params, k) for k in _BUFFERED_KEYS[op]}
+
+
+def default_fields(op: Op) -> dict | None:
+    """The buffered fields a 1.x stage has when it has no op-params buffer."""
+    return dict(_DEFAULTS[op]) if op in _DEFAULTS else None
+
+
+_BUFFERED_KEYS = {
+    **{op: ("dilation",) for op in CONV_OPS},
+    Op.SOFTMAX: ("axis",),
+    Op.CROP: ("offset_x", "offset_y", "offset_z"),
+    Op.POWER: ("shift", "scale", "power"),
+}
+_DEFAULTS = {
+    **{op: {"dilation": 1} for op in CONV_OPS},
+    Op.SOFTMAX: {"axis": 1},
+    Op.CROP: {"offset_x": 0, "offset_y": 0, "offset_z": 0},
+    Op.POWER: {"shift": 0.0, "scale": 1.0, "power": 1.0},
+}
+
+
+def consistent(op: Op, params: OpParams | None, constant: Constant | None) -> bool:
+    """Do ``params`` agree with the op-params buffer ``constant`` (or with the
+    defaults when there is none)?"""
+    want = buffered_fields(op, params)
+    if want is None:
+        return True
+    have = default_fields(op) if constant is None else decode(op, constant.data)
+    if have is None:
+        return False
+    if op is Op.POWER:
+        have = {k: float(np.float32(v)) for k, v in have.items()}
+    return have == want
+
+
 def constant_dtype(op: Op, slot: str) -> str:
     """The element type readers give a constant, from the slot that references it."""
     if slot in ("taps", "bias"):
