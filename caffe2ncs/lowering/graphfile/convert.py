@@ -38,6 +38,8 @@ from ..ir import (
     Graph,
     GraphFormat,
     Location,
+    Ncsdk1Header,
+    Ncsdk2Header,
     Op,
     PostOp,
     Stage,
@@ -97,8 +99,11 @@ def _to_ncsdk1(graph: Graph) -> Graph:
             refs[slot] = dataclasses.replace(ref, dims=dims[0], strides=dims[1], dtype=dtype,
                                              order=order)
         stages.append(dataclasses.replace(stage, **refs))
-    return graph.replace(stages=tuple(stages), constants=tuple(constants),
-                         format=GraphFormat.NCSDK1)
+    if graph.ncsdk2.permutation is not None:
+        raise GraphTargetError("cannot convert to NCSDK 1.x: the graph has a (Myriad X) input "
+                               "permutation, which 1.x cannot store")
+    return _canonical(graph.replace(stages=tuple(stages), constants=tuple(constants),
+                                    format=GraphFormat.NCSDK1, ncsdk2=Ncsdk2Header()))
 
 
 def _to_ncsdk2(graph: Graph) -> Graph:
@@ -106,7 +111,6 @@ def _to_ncsdk2(graph: Graph) -> Graph:
     constants = list(graph.constants)
     taken = {c.name for c in constants}
     stages = []
-    dropped: set[str] = set()
     for i, stage in enumerate(graph.stages):
         where = _where(i, stage)
         if stage.op not in codes or stage.op not in STAGE_LAYOUTS:
@@ -140,8 +144,6 @@ def _to_ncsdk2(graph: Graph) -> Graph:
                                                                          old):
                     constants.remove(old)  # keep it, moved after the stage's bias below
                     const = old
-                else:
-                    dropped.add(existing.constant)
             if stage.op in ORPHAN_OP_PARAMS_OPS:
                 if const is None:
                     const = opparams.encoded_constant(
@@ -155,10 +157,36 @@ def _to_ncsdk2(graph: Graph) -> Graph:
                 if ref is not None and ref.location is Location.BLOB:
                     changes[slot] = dataclasses.replace(ref, order=order)
         stages.append(dataclasses.replace(stage, **changes))
-    used = {ref.constant for s in stages for _, ref in s.buffers() if ref.location is Location.BLOB}
-    constants = [c for c in constants if c.name in used or c.name not in dropped]
-    return graph.replace(stages=tuple(stages), constants=tuple(constants),
-                         format=GraphFormat.NCSDK2)
+    stages = [dataclasses.replace(s, name=f"{s.op.value}_{i}") for i, s in enumerate(stages)]
+    return _canonical(graph.replace(stages=tuple(stages), constants=tuple(constants),
+                                    format=GraphFormat.NCSDK2, name="", ncsdk1=Ncsdk1Header()))
+
+
+def _canonical(graph: Graph) -> Graph:
+    """Name and type the constants as the readers will (neither format stores
+    constant names or element types), and drop constants no stage references
+    (a reader would merge them into the constant before them)."""
+    first_use: dict[str, tuple[str, str]] = {}
+    for stage in graph.stages:
+        for slot, ref in stage.buffers():
+            if ref.location is Location.BLOB:
+                first_use.setdefault(ref.constant, (
+                    f"{stage.name}/{slot}", opparams.constant_dtype(stage.op, slot)))
+    taken: set[str] = set()
+    renamed: dict[str, str] = {}
+    constants = []
+    for c in graph.constants:
+        if c.name not in first_use:
+            continue
+        base, dtype = first_use[c.name]
+        renamed[c.name] = unique_name(base, taken)
+        constants.append(Constant(renamed[c.name], c.data, dtype))
+    stages = []
+    for stage in graph.stages:
+        refs = {slot: dataclasses.replace(ref, constant=renamed[ref.constant])
+                for slot, ref in stage.buffers() if ref.location is Location.BLOB}
+        stages.append(dataclasses.replace(stage, **refs))
+    return graph.replace(stages=tuple(stages), constants=tuple(constants))
 
 
 def _insert_after_stage(constants: list[Constant], stage: Stage, const: Constant) -> None:

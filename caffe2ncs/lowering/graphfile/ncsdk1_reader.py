@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ..ir import (
+    BUFFER_SLOTS,
     CONV_OPS,
     POOL_OPS,
     BufferRef,
@@ -205,7 +206,9 @@ def _parse_record(r: ByteReader, i: int, base: int, rec: dict, name: str,
     }
     zero = (Dims3(0, 0, 0), Dims3(0, 0, 0))
     refs: dict[str, BufferRef | None] = {}
-    for slot, field in POINTER_SLOTS:
+    # Slots in BUFFER_SLOTS order (not record order), so that a constant used
+    # twice by one stage is named after the same slot as by the 2.x reader.
+    for slot, field in sorted(POINTER_SLOTS, key=lambda sf: BUFFER_SLOTS.index(sf[0])):
         prefix = field[: -len("Pointer")]
         pointer, index = rec[field], rec[prefix + "Index"]
         d, s = dims.get(slot, zero)

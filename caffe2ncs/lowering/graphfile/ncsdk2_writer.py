@@ -119,7 +119,7 @@ def _stage_record(i: int, stage: Stage, offsets: dict[str, int], blob_relocs: li
     if stage.op not in OP_CODES[FMT]:
         raise _error(f"{where}: {stage.op.value} has no op code in NCSDK 2.05")
     if layout is None:
-        raise _error(f"{where}: the blob 2.3 record layout of {stage.op.value} is not known")
+        raise _error(f"{where}: {stage.op.value} has no known blob 2.3 record layout")
     slots = {name for kind, name in layout if kind == "buf"}
     for slot, ref in stage.buffers():
         if slot in slots:
