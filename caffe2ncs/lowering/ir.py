@@ -468,6 +468,12 @@ class Window:
     pad_y: int = 0
     pad_style: PadStyle = PadStyle.NONE
 
+    def __post_init__(self) -> None:
+        for name in ("kernel_x", "kernel_y", "stride_x", "stride_y", "pad_x", "pad_y"):
+            if not 0 <= getattr(self, name) <= 0xFFFFFFFF:
+                raise ValueError(f"{name} {getattr(self, name)} is not a 32-bit unsigned value")
+        object.__setattr__(self, "pad_style", PadStyle(self.pad_style))
+
 
 @dataclass(frozen=True)
 class PoolParams(Window):
@@ -483,6 +489,11 @@ class ConvParams(Window):
     after the bias."""
 
     dilation: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.dilation <= 0x7FFFFFFF:
+            raise ValueError(f"dilation {self.dilation} is not in 1..2**31-1")
 
 
 @dataclass(frozen=True)

@@ -138,13 +138,13 @@ def read_ncsdk1(data: bytes, path: str | os.PathLike[str] | None = None) -> Grap
                 refs[slot] = BufferRef(ref.dims, ref.strides, Location.BLOB, 0,
                                        by_offset[ref.offset], dtype=ref.dtype, order=ref.order)
         op = fields["op"]
-        params = _params(r, i, records[i][0], records[i][1], op, refs.get("op_params"),
-                         {c.name: c for c in constants.values()})
-        fields["params"], fields["ncsdk1_window"] = params
         try:
+            params = _params(r, i, records[i][0], records[i][1], op, refs.get("op_params"),
+                             {c.name: c for c in constants.values()})
+            fields["params"], fields["ncsdk1_window"] = params
             stages.append(Stage(**fields, **refs))
-        except (TypeError, ValueError) as err:  # pragma: no cover - guarded above
-            raise r.error(f"inconsistent stage: {err}", records[i][0], f"stage {i}") from None
+        except (TypeError, ValueError) as err:
+            raise r.error(f"invalid parameters: {err}", records[i][0], f"stage {i}") from None
 
     graph = Graph(stages=tuple(stages), constants=tuple(constants.values()), format=FMT,
                   name=name, shave_count=shaves, ncsdk1=header)

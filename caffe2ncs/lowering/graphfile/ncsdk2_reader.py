@@ -124,15 +124,20 @@ class _Parser:
         elif perm_flag != 0:
             raise r.error(f"is {perm_flag}, must be 0 or 1", OFF_PERMUTATION, "permutation_enabled")
 
+        for value, off, field in ((stage_off, OFF_STAGE_SECTION, "stage_section_offset"),
+                                  (buf_off, OFF_BUFFER_SECTION, "buffer_section_offset"),
+                                  (reloc_off, OFF_RELOCATION, "relocation_offset")):
+            if value >= r.size:
+                raise r.error(f"{value} is past the end of the {r.size}-byte file", off, field)
         if not header_end <= stage_off:
             raise r.error(f"{stage_off} overlaps the header (which ends at {header_end})",
                           OFF_STAGE_SECTION, "stage_section_offset")
         if not stage_off < buf_off:
             raise r.error(f"{buf_off} is not after the stage section at {stage_off}",
                           OFF_BUFFER_SECTION, "buffer_section_offset")
-        if not buf_off < reloc_off <= r.size:
-            raise r.error(f"{reloc_off} is not between the buffer section ({buf_off}) and the end "
-                          f"of the file ({r.size})", OFF_RELOCATION, "relocation_offset")
+        if not buf_off < reloc_off:
+            raise r.error(f"{reloc_off} is not after the buffer section at {buf_off}",
+                          OFF_RELOCATION, "relocation_offset")
 
         stages_raw, output_size = self.parse_stage_section(stage_off, buf_off)
         data, data_off = self.parse_buffer_section(buf_off, reloc_off)
@@ -322,8 +327,8 @@ class _Parser:
                 stage = Stage(op=op, name=names[i], params=params, pre_op=raw["pre_op"],
                               post_op=raw["post_op"], implementation=raw["implementation"],
                               **refs)
-            except (TypeError, ValueError) as err:  # pragma: no cover - guarded above
-                raise r.error(f"inconsistent stage: {err}", raw["pos"], f"stage {i}") from None
+            except (TypeError, ValueError) as err:
+                raise r.error(f"invalid parameters: {err}", raw["pos"], f"stage {i}") from None
             stages.append((stage, raw))
 
         # NCSDK 2.05 writes a convolution's 1.x op-params array (int32[dilation])
