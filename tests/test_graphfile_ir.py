@@ -50,8 +50,11 @@ from caffe2ncs.lowering.ir import (
 RNG = np.random.default_rng(0)
 
 
+RELU = PostOp.relu()
+
+
 def _conv(name, cin, cout, k, inp, out, *, op=Op.CONVOLUTION, stride=1, pad=0,
-          style=PadStyle.CAFFE, post=PostOp.relu(), dilation=1):
+          style=PadStyle.CAFFE, post=RELU, dilation=1):
     taps = Constant.hwck_taps(f"{name}/taps", RNG.standard_normal((cout, cin, k, k)))
     bias = Constant.from_array(f"{name}/bias", RNG.standard_normal(cout))
     stage = Stage(op, name, ConvParams(k, k, stride, stride, pad, pad, style, dilation),
@@ -187,7 +190,8 @@ def ssd_tail_graph() -> Graph:
               output=BufferRef.work(loc, oloc, (3, 3, 16)), taps=BufferRef.blob(scale.name),
               op_params=BufferRef.blob(norm.name)),
         Stage(Op.PERMUTE, "perm", input=BufferRef.work(loc, oloc, (3, 3, 16)),
-              output=BufferRef.work(perm_out, operm, (16, 3, 3)), op_params=BufferRef.blob(perm.name)),
+              output=BufferRef.work(perm_out, operm, (16, 3, 3)),
+              op_params=BufferRef.blob(perm.name)),
         Stage(Op.PRIOR_BOX, "prior", input=BufferRef.work(loc, oloc, (3, 3, 16)),
               taps=BufferRef.input((3, 3, 16)), output=BufferRef.work(pri, opri, (1, 2, 144)),
               op_params=BufferRef.blob(prior.name)),
@@ -354,11 +358,13 @@ def test_writer_checks_the_graph() -> None:
     c = Constant("w", b"\1" * 64)
     g = _one_stage(Op.FULLY_CONNECTED, taps=BufferRef.blob("w", (1, 64, 2), (256, 4, 2)))
     g = g.replace(constants=(c,))
-    with pytest.raises(GraphTargetError, match=r"taps needs 256 bytes of constant '\S+', which has 64"):
+    with pytest.raises(GraphTargetError,
+                       match=r"taps needs 256 bytes of constant '\S+', which has 64"):
         write_graph(g, "ncsdk1")
     # The last 1.x record must write the output (libmvnc reads the size from it).
     s = _one_stage(Op.SIGMOID).stages[0]
-    tail = Stage(Op.COPY, "t", input=BufferRef.input((2, 2, 2)), output=BufferRef.work(4, 0, (2, 2, 2)))
+    tail = Stage(Op.COPY, "t", input=BufferRef.input((2, 2, 2)),
+                 output=BufferRef.work(4, 0, (2, 2, 2)))
     with pytest.raises(GraphTargetError, match="last stage must write the network output"):
         write_graph(Graph((s, tail)), "ncsdk1")
 

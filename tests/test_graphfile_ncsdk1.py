@@ -60,7 +60,8 @@ def test_stage_record_fields() -> None:
     assert r[:100] == b"conv1".ljust(100, b"\0")
     assert r[100] == 0  # convolution
     assert u32(r, 101) == 0x80000000  # optMask default
-    assert struct.unpack_from("<bbBBBBB", r, 105) == (3, 3, 1, 1, 1, 1, 2)  # radix, stride, pad, caffe
+    # radix, stride, pad, pad style caffe
+    assert struct.unpack_from("<bbBBBBB", r, 105) == (3, 3, 1, 1, 1, 1, 2)
     assert struct.unpack_from("<3I", r, 112) == (8, 8, 3)  # inputDim
     assert struct.unpack_from("<3I", r, 124) == (9, 3, 4)  # tapDim: kh*kw, C, K
     assert struct.unpack_from("<3I", r, 136) == (8, 8, 4)  # outputDim

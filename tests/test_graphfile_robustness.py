@@ -137,7 +137,8 @@ def _small_peak(fn) -> int:
 
 @pytest.mark.parametrize("field,offset_of,needle", [
     ("stage_count", lambda d: _u32(d, 54), r"stage_count at byte offset 80: is 4294967295"),
-    ("relocation_offset", lambda d: 62, r"relocation_offset at byte offset 62: 4294967295 is past the end of the 16772-byte file"),
+    ("relocation_offset", lambda d: 62,
+     r"relocation_offset at byte offset 62: 4294967295 is past the end of the \d+-byte file"),
     ("buffer_section_offset", lambda d: 58, r"buffer_section_offset at byte offset 58"),
     ("size_of_buffer_section", lambda d: _u32(d, 58), r"size_of_buffer_section at byte offset"),
     ("blob_buffer_reloc_size", lambda d: _u32(d, 62) + 8, r"blob_buffer_reloc_size at byte"),
@@ -215,5 +216,6 @@ def test_inconsistent_counts_are_rejected() -> None:
                                              r"network input buffer holds 12288 elements"):
         read_graph(_patch(data, 66, 12289))
     stage_off = _u32(data, 54)
-    with pytest.raises(GraphFileError, match=rf"stage 0 next_stage at byte offset {stage_off + 12}"):
+    with pytest.raises(GraphFileError,
+                       match=rf"stage 0 next_stage at byte offset {stage_off + 12}"):
         read_graph(_patch(data, stage_off + 12, 200))

@@ -75,7 +75,7 @@ def test_json_matches_the_readme(cli, path: Path, spec) -> None:
     ops = [s["op"] for s in stages]
     assert ops == ["convolution"] * len(convs) + ["fully_connected"] + (["sigmoid"] if sigmoid
                                                                          else [])
-    for stage, (filters, pad_style, out_hwc) in zip(stages, convs):
+    for stage, (filters, pad_style, out_hwc) in zip(stages, convs, strict=False):
         p = stage["params"]
         assert (p["kernel_x"], p["kernel_y"], p["stride_x"], p["stride_y"]) == (3, 3, 2, 2)
         assert p["pad_style"] == pad_style and p["dilation"] == 1
@@ -102,7 +102,7 @@ def test_text_dump_shows_the_stages(cli, path: Path, spec) -> None:
     assert f"input:  {h}x{w}x{c}" in out
     lines = [ln for ln in out.splitlines() if ln.split()[:1] and ln.split()[0].isdigit()]
     assert len(lines) == len(convs) + 1 + sigmoid
-    for line, (_filters, pad_style, (oh, ow, oc)) in zip(lines, convs):
+    for line, (_filters, pad_style, (oh, ow, oc)) in zip(lines, convs, strict=False):
         fields = line.split()
         assert fields[2] == "convolution" and f"{oh}x{ow}x{oc}" in fields
         assert "3x3" in fields and "2x2" in fields and pad_style in fields and "relu" in fields

@@ -62,7 +62,7 @@ def graph_to_dict(graph, path: str | None = None, file_size: int | None = None) 
         "inspect_schema": JSON_SCHEMA_VERSION,
         "file": None if path is None else str(path),
         "format": graph.format.value,
-        "format_version": "%d.%d" % graph.version,
+        "format_version": "{}.{}".format(*graph.version),
         "description": graph.format.description,
         "file_size": file_size,
         "name": graph.name,

@@ -36,7 +36,7 @@ import dataclasses
 import struct
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import numpy as np
 
@@ -306,9 +306,11 @@ class BufferRef:
             raise ValueError(f"a {self.location.value} buffer reference cannot name a constant")
         if self.location is Location.WORK:
             if self.work_index < FIRST_WORK_INDEX:
-                raise ValueError(f"work buffer index must be >= {FIRST_WORK_INDEX}, got {self.work_index}")
+                raise ValueError(f"work buffer index must be >= {FIRST_WORK_INDEX}, "
+                                 f"got {self.work_index}")
         elif self.work_index != 0:
-            raise ValueError(f"work_index is only meaningful for WORK buffers (got {self.work_index})")
+            raise ValueError(f"work_index is only meaningful for WORK buffers "
+                             f"(got {self.work_index})")
         if self.offset < 0 or min(self.dims) < 0 or min(self.strides) < 0:
             raise ValueError("buffer offsets, dims and strides cannot be negative")
 
@@ -318,13 +320,15 @@ class BufferRef:
     def input(cls, dims: tuple[int, int, int], strides: tuple[int, int, int] | None = None,
               offset: int = 0) -> BufferRef:
         """The network input (dense HWC fp16 unless ``strides`` say otherwise)."""
-        return cls(Dims3(*dims), Dims3(*(strides or hwc_strides(dims))), Location.INPUT, offset)
+        strides = strides or hwc_strides(dims)
+        return cls(Dims3(*dims), Dims3(*strides), Location.INPUT, offset)
 
     @classmethod
     def output(cls, dims: tuple[int, int, int], strides: tuple[int, int, int] | None = None,
                offset: int = 0) -> BufferRef:
         """The network output (dense HWC fp16 unless ``strides`` say otherwise)."""
-        return cls(Dims3(*dims), Dims3(*(strides or hwc_strides(dims))), Location.OUTPUT, offset)
+        strides = strides or hwc_strides(dims)
+        return cls(Dims3(*dims), Dims3(*strides), Location.OUTPUT, offset)
 
     @classmethod
     def work(cls, index: int, offset: int, dims: tuple[int, int, int],
@@ -433,7 +437,12 @@ class Constant:
         """Convolution weights from Caffe ``(K, C, kh, kw)`` to fp16 HWCK, with the
         space reserved as if ``K`` were a multiple of ``pad_k_to`` (what NCSDK 2.05
         does; use 1 for no reservation).  Reference the result with
-        ``dims=(kh*kw, C, K)`` and :func:`hwck_taps_strides`."""
+        ``dims=(kh*kw, C, K)`` and :func:`hwck_taps_strides`.
+
+        Fully-connected weights: pass Caffe's ``(K, C*H*W)`` reshaped to
+        ``(K, C, H, W)`` so that the taps follow the HWC order of the activation
+        they multiply, and reference them with ``dims=(1, H*W*C, K)``; a 2-D
+        ``(K, C)`` array is taken as ``(K, C, 1, 1)``."""
         w = np.asarray(kchw)
         if w.ndim == 2:  # fully connected (K, C)
             w = w[:, :, None, None]
@@ -537,7 +546,7 @@ class PowerParams:
             object.__setattr__(self, name, float(np.float32(getattr(self, name))))
 
 
-OpParams = Union[ConvParams, PoolParams, SoftmaxParams, LrnParams, OffsetParams, PowerParams]
+OpParams = ConvParams | PoolParams | SoftmaxParams | LrnParams | OffsetParams | PowerParams
 
 #: Which parameter class each op requires (ops not listed take none).
 PARAMS_FOR_OP: dict[Op, type] = {

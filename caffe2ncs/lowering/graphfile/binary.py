@@ -24,7 +24,8 @@ class ByteReader:
         self.path = path
         self.size = len(self.data)
 
-    def error(self, message: str, offset: int | None = None, field: str | None = None) -> GraphFileError:
+    def error(self, message: str, offset: int | None = None,
+              field: str | None = None) -> GraphFileError:
         where = ""
         if field is not None and offset is not None:
             where = f"{field} at byte offset {offset}: "

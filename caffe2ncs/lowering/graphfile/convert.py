@@ -128,7 +128,7 @@ def _to_ncsdk2(graph: Graph) -> Graph:
             post = PostOp(post.op)
         slots = {name for kind, name in STAGE_LAYOUTS[stage.op] if kind == "buf"}
         changes: dict = {"post_op": post, "precision": DataType.FP16, "ncsdk1_window": None}
-        for slot, ref in stage.buffers():
+        for slot, _ref in stage.buffers():
             if slot in slots or slot == "op_params":
                 continue
             raise GraphTargetError(f"cannot convert to NCSDK 2.x: {where}: a {stage.op.value} "

@@ -8,8 +8,8 @@ constant a multiple of 64 bytes; pointers are offsets from its start).
 from __future__ import annotations
 
 from ..ir import (
-    POOL_OPS,
     CONV_OPS,
+    POOL_OPS,
     DataType,
     Graph,
     GraphFormat,

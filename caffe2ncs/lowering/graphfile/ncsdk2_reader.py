@@ -90,7 +90,8 @@ class _Parser:
         magic = r.u32(OFF_MAGIC, "magic")
         if magic != MAGIC:
             raise r.error(f"is {magic}, not the blob magic {MAGIC}", OFF_MAGIC, "magic")
-        major, minor = r.u32(OFF_MAJOR, "blob_major_version"), r.u32(OFF_MINOR, "blob_minor_version")
+        major = r.u32(OFF_MAJOR, "blob_major_version")
+        minor = r.u32(OFF_MINOR, "blob_minor_version")
         if (major, minor) != (MAJOR_VERSION, MINOR_VERSION):
             raise r.error(f"blob version {major}.{minor} is not supported (supported: NCSDK 2.x "
                           f"blob {MAJOR_VERSION}.{MINOR_VERSION} and NCSDK 1.x graph version 2)",
