@@ -10,7 +10,7 @@ import pytest
 from conftest import SAMPLES, sample_dirs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_graphfile_ir import conv_relu_graph, ssd_tail_graph
+from test_graphfile_ir import conv_relu_graph, misc_ops_graph, ssd_tail_graph
 
 from caffe2ncs.errors import GraphFileError
 from caffe2ncs.lowering.graphfile import read_graph, write_graph
@@ -93,14 +93,17 @@ def _files() -> dict[str, bytes]:
         _FILES["ncsdk1"] = _ncsdk1_file()
         _FILES["ncsdk1-ssd"] = write_graph(ssd_tail_graph(), "ncsdk1")
         _FILES["ncsdk2-ssd"] = write_graph(ssd_tail_graph(), "ncsdk2")
+        _FILES["ncsdk1-misc"] = write_graph(misc_ops_graph(), "ncsdk1")
+        _FILES["ncsdk2-misc"] = write_graph(misc_ops_graph(), "ncsdk2")
         dirs = sample_dirs()
         if dirs:
             _FILES["vendor"] = min(((d / "graph.mv").read_bytes() for d in dirs), key=len)
     return _FILES
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(which=st.sampled_from(["vendor", "ncsdk1", "ncsdk1-ssd", "ncsdk2-ssd"]),
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(which=st.sampled_from(["vendor", "ncsdk1", "ncsdk1-ssd", "ncsdk2-ssd", "ncsdk1-misc",
+                              "ncsdk2-misc"]),
        flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
                       min_size=1, max_size=6),
        near_start=st.booleans())
@@ -219,3 +222,14 @@ def test_inconsistent_counts_are_rejected() -> None:
     with pytest.raises(GraphFileError,
                        match=rf"stage 0 next_stage at byte offset {stage_off + 12}"):
         read_graph(_patch(data, stage_off + 12, 200))
+
+
+def test_non_finite_power_parameters_are_rejected() -> None:
+    data = write_graph(misc_ops_graph(), "ncsdk2")
+    g = read_graph(data)
+    assert g.stages[0].params.scale == 0.5
+    stage0 = _u32(data, 54) + 12
+    nan = struct.unpack("<I", struct.pack("<f", float("nan")))[0]
+    with pytest.raises(GraphFileError, match=r"stage 0 at byte offset \d+: invalid parameters: "
+                                             r"power shift nan is not a finite float32"):
+        read_graph(_patch(data, stage0 + 12, nan))

@@ -33,6 +33,7 @@ documented on each field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import struct
 from dataclasses import dataclass
 from enum import StrEnum
@@ -543,7 +544,10 @@ class PowerParams:
     def __post_init__(self) -> None:
         # Canonicalise to float32 so that a read graph equals the one written.
         for name in ("shift", "scale", "power"):
-            object.__setattr__(self, name, float(np.float32(getattr(self, name))))
+            value = float(np.float32(getattr(self, name)))
+            if not math.isfinite(value):
+                raise ValueError(f"power {name} {getattr(self, name)} is not a finite float32")
+            object.__setattr__(self, name, value)
 
 
 OpParams = ConvParams | PoolParams | SoftmaxParams | LrnParams | OffsetParams | PowerParams

@@ -99,15 +99,12 @@ _DEFAULTS = {
 def consistent(op: Op, params: OpParams | None, constant: Constant | None) -> bool:
     """Do ``params`` agree with the op-params buffer ``constant`` (or with the
     defaults when there is none)?"""
-    want = buffered_fields(op, params)
-    if want is None:
+    enc = encode(op, params)
+    if enc is None:
         return True
-    have = default_fields(op) if constant is None else decode(op, constant.data)
-    if have is None:
-        return False
-    if op is Op.POWER:
-        have = {k: float(np.float32(v)) for k, v in have.items()}
-    return have == want
+    if constant is None:
+        return buffered_fields(op, params) == default_fields(op)
+    return constant.data[:len(enc[0])] == enc[0]
 
 
 def constant_dtype(op: Op, slot: str) -> str:
