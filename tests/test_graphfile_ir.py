@@ -412,3 +412,13 @@ def test_strides_and_post_op_helpers() -> None:
     p = PostOp.leaky_relu(0.1)
     assert p.op is Op.LEAKY_RELU and abs(p.param_float - 0.1) < 1e-7
     assert BufferRef.input((4, 3, 2)).extent == 4 * 3 * 2 * 2
+
+
+def test_work_buffers_cover_concat_branches_and_slices() -> None:
+    g = concat_in_work_graph()
+    (index, (offset, size)), = g.work_buffers.items()
+    assert (index, offset) == (4, 0)
+    # branch b starts at byte 6 (channel 3) and spans 4 columns, 4 rows, 4 channels + one fp16
+    assert size == 6 + (4 * 16 + 4 * 80 + 4 * 2 + 2)
+    assert g.scratch_size == size
+

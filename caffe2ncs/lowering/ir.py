@@ -625,10 +625,13 @@ BUFFER_SLOTS = ("input", "output", "taps", "bias", "op_params")
 class Stage:
     """One device operation.
 
-    Slots: ``input`` (the 1.x "data" buffer), ``output``, ``taps`` (weights, or
-    the second operand of eltwise ops), ``bias`` (bias; also LRN's
-    ``[k, alpha, beta, 0]`` and PReLU's slopes), ``op_params`` (an op-parameter
-    array: permute order, prior-box and detection-output records, ...).
+    Slots: ``input`` (the 1.x "data" buffer), ``output``, ``taps`` (weights; the
+    second operand of eltwise ops; Normalize's scales; PriorBox's image input),
+    ``bias`` (bias; LRN's fp16 ``[k, alpha, beta, 0]``; PReLU's slopes),
+    ``op_params`` (an op-parameter array: 1.x dilation/axis/crop/power, permute
+    order, normalize flags, prior-box and detection-output records).
+    DetectionOutput reads three activations through ``input``, ``taps`` and
+    ``bias`` (presumably Caffe's bottom order: loc, conf, priors).
     """
 
     #: The operation.
@@ -791,6 +794,20 @@ class Graph:
             if stage.output is not None and stage.output.location is Location.OUTPUT:
                 return _tensor_from_ref(stage.output)
         return None
+
+    @property
+    def work_buffers(self) -> dict[int, tuple[int, int]]:
+        """``{work_index: (offset, size)}``: where each work buffer starts in the
+        scratch area (its lowest referenced offset) and how many bytes its
+        references span (an implicit concat's branches and a slice's channel
+        offsets fall inside one buffer)."""
+        spans: dict[int, tuple[int, int]] = {}
+        for stage in self.stages:
+            for _slot, ref in stage.buffers():
+                if ref.location is Location.WORK:
+                    lo, hi = spans.get(ref.work_index, (ref.offset, ref.offset))
+                    spans[ref.work_index] = (min(lo, ref.offset), max(hi, ref.offset + ref.extent))
+        return {k: (lo, hi - lo) for k, (lo, hi) in sorted(spans.items())}
 
     @property
     def scratch_size(self) -> int:

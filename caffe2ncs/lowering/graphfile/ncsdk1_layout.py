@@ -40,6 +40,9 @@ MAX_OUTPUT_ELEMENTS = 64 * 1024 * 1024
 
 MIN_SHAVES, MAX_SHAVES = 1, 16
 
+#: libmvnc 1.x reads the stage count as a 16-bit number.
+MAX_STAGES = 0xFFFF
+
 #: One stage record: name[100], op u8, optMask u32, radixX/Y i8, strideX/Y u8,
 #: padX/Y u8, padStyle u8, inputDim 3u32, tapDim 3u32, outputDim 3u32,
 #: inputStride 3u32, tapStride 3u32, outputStride 3u32, datatype u8,

@@ -40,6 +40,7 @@ from .ncsdk1_layout import (
     HEADER_LENGTH,
     MAX_OUTPUT_ELEMENTS,
     MAX_SHAVES,
+    MAX_STAGES,
     MIN_SHAVES,
     NAME_LENGTH,
     OFF_DATA_START,
@@ -90,7 +91,7 @@ def read_ncsdk1(data: bytes, path: str | os.PathLike[str] | None = None) -> Grap
     name = r.text(OFF_NAME, NAME_LENGTH, "network name")
     report_dir = r.text(OFF_REPORT_DIR, NAME_LENGTH, "report dir")
     count = r.u32(OFF_STAGE_COUNT, "stage count")
-    max_count = (r.size - HEADER_LENGTH) // STAGE_LENGTH
+    max_count = min((r.size - HEADER_LENGTH) // STAGE_LENGTH, MAX_STAGES)
     if not 1 <= count <= max_count:
         raise r.error(f"is {count}; a {r.size}-byte file holds 1 to {max_count} stage records",
                       OFF_STAGE_COUNT, "stage count")

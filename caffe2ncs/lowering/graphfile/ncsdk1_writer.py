@@ -31,6 +31,7 @@ from .ncsdk1_layout import (
     HEADER_LENGTH,
     MAX_GRAPH_SIZE,
     MAX_SHAVES,
+    MAX_STAGES,
     MIN_SHAVES,
     NAME_LENGTH,
     STAGE_STRUCT,
@@ -57,6 +58,9 @@ def write_ncsdk1(graph: Graph) -> bytes:
     _range("header", "lastShave", last_shave, 0, 0xFFFF)
     for name in ("leon_mem_location", "leon_mem_size", "dma_agent"):
         _range("header", name, getattr(hdr, name), 0, 0xFFFFFFFF)
+    if len(graph.stages) > MAX_STAGES:
+        raise _error(f"{len(graph.stages)} stages; libmvnc 1.x reads the count as 16 bits "
+                     f"(at most {MAX_STAGES})")
     last = graph.stages[-1]
     if last.output is None or last.output.location is not Location.OUTPUT:
         raise _error("the last stage must write the network output (libmvnc 1.x takes the "
