@@ -118,3 +118,23 @@ def test_reader_fills_the_ir_from_the_records() -> None:
     assert conv.taps.location is Location.BLOB and conv.op_params.constant == "conv1/op_params"
     assert back.constant("conv1/op_params").dtype == "int32"
     assert back.stages[1].post_op.param_float == 0.125
+
+
+def test_foreign_window_bytes_and_codes_round_trip() -> None:
+    """A 1.x file from another compiler may put radix/stride values in the
+    records of ops without a window, or other type codes: they are kept."""
+    from test_graphfile_ir import fc_softmax_graph
+
+    data = bytearray(write_graph(fc_softmax_graph(), "ncsdk1"))
+    fc = HEADER_LENGTH  # record 0: fully connected
+    data[fc + 105:fc + 112] = bytes([1, 1, 1, 1, 0, 0, 0])
+    data[fc + 185] = 1  # precision fp32
+    g = read_graph(bytes(data))
+    stage = g.stages[0]
+    assert stage.op is Op.FULLY_CONNECTED and stage.params is None
+    assert (stage.ncsdk1_window.kernel_x, stage.ncsdk1_window.stride_y) == (1, 1)
+    assert stage.precision.value == "fp32"
+    assert write_graph(g, "ncsdk1") == bytes(data)
+    # 2.x has no such fields: converting drops them.
+    g2 = read_graph(write_graph(g, "ncsdk2"))
+    assert g2.stages[0].ncsdk1_window is None and g2.stages[0].precision.value == "fp16"

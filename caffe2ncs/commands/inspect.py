@@ -158,7 +158,7 @@ def _print_text(report: dict[str, Any], console) -> None:
     size = f", {report['file_size']} bytes" if report["file_size"] is not None else ""
     console.print(f"[bold]{escape(report['file'] or '<graph>')}[/bold]: "
                   f"{report['description']}{size}, {len(report['stages'])} stages, "
-                  f"{report['shave_count']} SHAVEs")
+                  f"{report['shave_count']} SHAVE{'s' if report['shave_count'] != 1 else ''}")
     if report["name"]:
         console.print(f"name: {escape(report['name'])}")
     console.print(f"input:  {fmt_tensor(report['input'])}")

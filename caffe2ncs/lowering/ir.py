@@ -641,10 +641,15 @@ class Stage:
     name: str = ""
     #: Op-specific parameters; the class is fixed per op (:data:`PARAMS_FOR_OP`).
     params: OpParams | None = None
+    #: The tensor the stage reads (the 1.x "data" buffer).
     input: BufferRef | None = None
+    #: The tensor the stage writes.
     output: BufferRef | None = None
+    #: Weights, or a second operand (see the class docstring).
     taps: BufferRef | None = None
+    #: Bias, LRN parameters, PReLU slopes, or a third operand.
     bias: BufferRef | None = None
+    #: An op-parameter array (a BLOB constant).
     op_params: BufferRef | None = None
     #: Pre-operation (only the op; NONE in every known file).
     pre_op: Op = Op.NONE

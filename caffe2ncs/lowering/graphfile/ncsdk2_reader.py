@@ -176,7 +176,7 @@ class _Parser:
             raise r.error(f"is {size}, but the buffer section starts {buf_off - stage_off} bytes "
                           f"after the stage section", stage_off + 4, "size_of_stage_section")
         end = stage_off + size
-        max_count = (size - STAGE_SECTION_HEADER) // MIN_STAGE_SIZE
+        max_count = max(0, (size - STAGE_SECTION_HEADER) // MIN_STAGE_SIZE)
         if not 1 <= count <= max_count:
             raise r.error(f"is {count}; a {size}-byte stage section holds 1 to {max_count} stages",
                           stage_off, "stage_count")
