@@ -304,24 +304,20 @@ class _Parser:
         uses: list[BlobUse] = []
         resolved: list[dict] = []
         for i, raw in enumerate(stages_raw):
-            refs = {}
-            for slot, (off, words) in raw["bufs"].items():
-                refs[slot] = self.descriptor(i, slot, off, words, blob_entries, work_entries, uses,
-                                             raw["op"])
-            resolved.append(refs)
+            resolved.append({slot: self.descriptor(i, slot, off, words, blob_entries,
+                                                   work_entries, uses, raw["op"])
+                             for slot, (off, words) in raw["bufs"].items()})
+        # Now that every data-section offset is known, cut the constants and
+        # point the BLOB references at them by name.
         by_offset = split_data_section(data, uses, names, r, data_off)
-        blob_names = {u.offset: by_offset[u.offset].name for u in uses}
+        for use in uses:
+            ref = resolved[use.stage_index][use.slot]
+            resolved[use.stage_index][use.slot] = dataclasses.replace(
+                ref, constant=by_offset[use.offset].name)
 
         stages = []
         for i, (raw, refs) in enumerate(zip(stages_raw, resolved, strict=True)):
             op = raw["op"]
-            for slot, ref in list(refs.items()):
-                if ref is not None and ref[0] == "blob":
-                    refs[slot] = BufferRef(ref[1].dims, ref[1].strides, Location.BLOB, 0,
-                                           blob_names[ref[2]], dtype=ref[1].dtype,
-                                           order=ref[1].order)
-                elif ref is not None:
-                    refs[slot] = ref[1]
             params_cls = PARAMS_FOR_OP.get(op)
             try:
                 params = params_cls(**raw["fields"]) if params_cls else None
@@ -343,7 +339,10 @@ class _Parser:
         return stages
 
     def descriptor(self, i: int, slot: str, off: int, words: tuple, blob_entries: list,
-                   work_entries: list, uses: list, op: Op):
+                   work_entries: list, uses: list, op: Op) -> BufferRef | None:
+        """The IR reference for one 10-word descriptor (None for an all-zero one).
+        A BLOB reference gets a placeholder constant name and its data-section
+        offset is recorded in ``uses``."""
         r = self.r
         what = f"stage {i} {slot} buffer"
         if not any(words):
@@ -360,7 +359,7 @@ class _Parser:
         common = {"dims": dims, "strides": strides, "dtype": dtype, "order": order}
         if loc in (0, 1, 2):
             location = (Location.NONE, Location.INPUT, Location.OUTPUT)[loc]
-            return ("ref", BufferRef(location=location, offset=offset, **common))
+            return BufferRef(location=location, offset=offset, **common)
         if loc == 3:
             if offset >= len(blob_entries):
                 raise r.error(f"relocation index {offset} is past the {len(blob_entries)} blob "
@@ -370,8 +369,7 @@ class _Parser:
                 raise r.error(f"blob relocation entry {offset} has location {entry_loc}, not 3",
                               entry_pos + 4, "blob relocation entry")
             uses.append(BlobUse(data_offset, i, slot, op, entry_pos))
-            return ("blob", BufferRef(location=Location.BLOB, constant="?", **common),
-                    data_offset)
+            return BufferRef(location=Location.BLOB, constant="?", **common)
         if offset >= len(work_entries):
             raise r.error(f"relocation index {offset} is past the {len(work_entries)} work "
                           f"relocation entries", off + 24, what)
@@ -379,7 +377,7 @@ class _Parser:
         if entry_loc != loc:
             raise r.error(f"work relocation entry {offset} has location {entry_loc}, but the "
                           f"descriptor says {loc}", entry_pos + 4, "work relocation entry")
-        return ("ref", BufferRef(location=Location.WORK, offset=scratch, work_index=loc, **common))
+        return BufferRef(location=Location.WORK, offset=scratch, work_index=loc, **common)
 
 
 def _attach_orphan(stage: Stage, constants: list[Constant]) -> tuple[Stage, list[Constant]]:
