@@ -6,6 +6,7 @@ they are read in place (never copied) and the tests skip when they are absent.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from caffe2ncs.lowering.ir import (
     PadStyle,
     ScratchAllocator,
     StorageOrder,
+    layout_work_buffers,
     work_buffer_size,
 )
 
@@ -163,3 +165,19 @@ def test_input_and_output_descriptors_follow_the_buffers() -> None:
     g = read_graph(_sample("conv_with_regression"))
     assert g.input.dims == (96, 128, 3) and g.input.strides == (6, 576, 2)
     assert g.output.dims == (1, 1, 1)
+
+
+@pytest.mark.parametrize("path", _sample_params())
+def test_layout_work_buffers_reproduces_vendor_addresses(path: Path) -> None:
+    g = read_graph(path.read_bytes())
+
+    def zeroed(ref):
+        if ref is None or ref.location is not Location.WORK:
+            return ref
+        return dataclasses.replace(ref, offset=0)
+
+    bare = g.replace(stages=tuple(
+        dataclasses.replace(s, input=zeroed(s.input), output=zeroed(s.output)) for s in g.stages))
+    assert bare != g
+    assert layout_work_buffers(bare) == g
+    assert write_graph(layout_work_buffers(bare), "ncsdk2") == path.read_bytes()

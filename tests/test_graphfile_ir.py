@@ -422,3 +422,17 @@ def test_work_buffers_cover_concat_branches_and_slices() -> None:
     assert size == 6 + (4 * 16 + 4 * 80 + 4 * 2 + 2)
     assert g.scratch_size == size
 
+
+
+def test_layout_work_buffers_places_buffers_like_the_allocator() -> None:
+    from caffe2ncs.lowering.ir import layout_work_buffers, work_buffer_size
+
+    g = eltwise_graph()  # built with ScratchAllocator: buffers 4 and 5
+    shifted = layout_work_buffers(g, first_offset=1000)
+    assert shifted.work_buffers == {4: (1000, g.work_buffers[4][1]),
+                                    5: (1000 + work_buffer_size((4, 4, 8)), g.work_buffers[5][1])}
+    assert layout_work_buffers(shifted) == g
+    # Channel offsets of concat branches and slices stay relative to the buffer.
+    c = layout_work_buffers(concat_in_work_graph(), first_offset=64)
+    assert [s.output.offset for s in c.stages[:2]] == [64, 70]
+    assert c.stages[2].input.offset == 68

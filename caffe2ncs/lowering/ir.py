@@ -825,6 +825,46 @@ class Graph:
         return end
 
 
+def layout_work_buffers(graph: Graph, first_offset: int = 0) -> Graph:
+    """Give every work buffer its scratch address the way NCSDK 2.05 does.
+
+    Work buffers are taken in order of first appearance; each is sized by
+    :func:`work_buffer_size` from the tensor its first writer describes (width
+    ``strideY/strideX``, channels ``strideX/2`` -- the whole buffer for an
+    implicit concat -- and height ``dims.y``) and placed right after the
+    previous one.  A reference's ``offset`` is taken as relative to the
+    smallest offset used with its ``work_index`` (so a lowering pass can give
+    channel offsets only, e.g. ``2*channel`` for the second concat branch), and
+    becomes the buffer's address plus that relative offset.
+    """
+    refs: dict[int, list[tuple[str, BufferRef]]] = {}
+    for stage in graph.stages:
+        for slot, ref in stage.buffers():
+            if ref.location is Location.WORK:
+                refs.setdefault(ref.work_index, []).append((slot, ref))
+    base: dict[int, tuple[int, int]] = {}  # index -> (old minimum offset, new address)
+    pos = first_offset
+    for index, uses in refs.items():
+        writer = next((r for s, r in uses if s == "output"), uses[0][1])
+        esize = element_size(writer.dtype)
+        sx, sy, _sz = writer.strides
+        channels = sx // esize if sx else writer.dims.z
+        width = sy // sx if sx and sy else writer.dims.x
+        base[index] = (min(r.offset for _, r in uses), pos)
+        pos += work_buffer_size((width, writer.dims.y, channels), esize)
+
+    def moved(ref: BufferRef | None) -> BufferRef | None:
+        if ref is None or ref.location is not Location.WORK:
+            return ref
+        old_min, address = base[ref.work_index]
+        return dataclasses.replace(ref, offset=address + ref.offset - old_min)
+
+    stages = tuple(
+        dataclasses.replace(s, **{slot: moved(getattr(s, slot)) for slot in BUFFER_SLOTS})
+        for s in graph.stages)
+    return graph.replace(stages=stages)
+
+
 def _tensor_from_ref(ref: BufferRef) -> TensorDesc:
     esize = element_size(ref.dtype)
     z = ref.strides.x // esize if ref.strides.x else ref.dims.z
@@ -839,5 +879,5 @@ __all__ = [
     "OffsetParams", "Op", "OpParams", "PadStyle", "PoolParams", "PostOp", "PowerParams",
     "ScratchAllocator", "SoftmaxParams", "Stage", "StorageOrder", "TensorDesc", "Window",
     "align", "element_size", "float32_bits", "hwc_strides", "hwck_taps_strides",
-    "work_buffer_size",
+    "layout_work_buffers", "work_buffer_size",
 ]
