@@ -51,6 +51,11 @@ class Caffe2NcsError(Exception):
         self.column = column
         super().__init__(self.format())
 
+    def __reduce__(self):
+        # Rebuild from the parts (the default would pass the formatted message
+        # back in as ``message``), so errors survive process pools.
+        return (_rebuild, (type(self), self.message, self.path, self.line, self.column))
+
     def location(self) -> str:
         if self.path is None:
             return ""
@@ -71,6 +76,10 @@ class Caffe2NcsError(Exception):
             self.path = os.fspath(path)
             self.args = (self.format(),)
         return self
+
+
+def _rebuild(cls, message, path, line, column):
+    return cls(message, path, line, column)
 
 
 class UsageError(Caffe2NcsError):

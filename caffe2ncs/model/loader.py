@@ -27,7 +27,6 @@ import re
 from .._proto import caffe_pb2 as pb
 from ..errors import CaffemodelError, NetGraphError, PrototxtSyntaxError
 from . import upgrade
-from .caffemodel import Caffemodel, read_caffemodel
 from .frozen import Frozen
 from .net import InputForm, InputSpec, Layer, LayerSpelling, Net, Problem
 from .params import blob_names, expected_blob_shapes
@@ -63,7 +62,7 @@ def loads(
     text: str,
     *,
     path: str | None = None,
-    caffemodel: str | os.PathLike[str] | Caffemodel | None = None,
+    caffemodel=None,
     strict: bool = True,
 ) -> Net:
     """Load a network from prototxt text (``path`` is only used in messages)."""
@@ -75,6 +74,8 @@ def loads(
     CONVERTER.fill(net_pb, doc.fields, source, unknown)
     model = None
     if caffemodel is not None:
+        from .caffemodel import Caffemodel, read_caffemodel
+
         model = caffemodel if isinstance(caffemodel, Caffemodel) else read_caffemodel(caffemodel)
     return _assemble(net_pb, doc, unknown, path, strict, model)
 
@@ -88,6 +89,8 @@ def _refuse_binary(source: SourceText) -> None:
 
 
 def _load_binary(path: str, strict: bool) -> Net:
+    from .caffemodel import read_caffemodel
+
     model = read_caffemodel(path)
     net_pb = pb.NetParameter()
     net_pb.CopyFrom(model.net)
@@ -111,7 +114,7 @@ class _Entry:
 
 
 def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unknown],
-              path: str | None, strict: bool, model: Caffemodel | None,
+              path: str | None, strict: bool, model,
               weights_path: str | None = None) -> Net:
     problems: list[Problem] = []
     root = doc.root if doc is not None else None
@@ -199,6 +202,7 @@ def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unkno
         weights=weights,
         weights_path=weights_path,
         net_param=Frozen(head),
+        bottom_producers=tuple(analysis.producers),
     )
     if strict:
         raise_first_fatal(net)
@@ -311,7 +315,7 @@ def _input_layer(entry: _Entry, problems: list[Problem]) -> list[InputSpec]:
 
 # -- weights ----------------------------------------------------------------------
 
-def _merge_weights(model: Caffemodel, layers, layer_shapes, problems: list[Problem]) -> dict:
+def _merge_weights(model, layers, layer_shapes, problems: list[Problem]) -> dict:
     """Match caffemodel blobs to layers by name and check them as Caffe's
     ``CopyTrainedLayersFrom`` does; unmatched caffemodel layers are ignored."""
     by_name = model.by_name()

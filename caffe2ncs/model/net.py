@@ -212,6 +212,9 @@ class Net:
     weights_path: str | None = None
     #: fields of the NetParameter other than inputs and layers (name, state, …)
     net_param: Frozen | None = None
+    #: per layer, per bottom: index of the layer that produced what it reads
+    #: (-1: a network input, -2: nothing produced it)
+    bottom_producers: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         for attr in ("blob_shapes", "weights"):
@@ -242,10 +245,33 @@ class Net:
         return self.layer_shapes[layer.index]
 
     def producers(self, blob: str) -> list[Layer]:
+        """Every layer that writes ``blob`` (the first, then any in-place ones)."""
         return [layer for layer in self.layers if blob in layer.tops]
 
     def consumers(self, blob: str) -> list[Layer]:
+        """Every layer that reads ``blob`` (whichever version of it)."""
         return [layer for layer in self.layers if blob in layer.bottoms]
+
+    def producer(self, layer: Layer, bottom_index: int) -> Layer | None:
+        """The layer whose output ``layer`` reads as its ``bottom_index``-th bottom;
+        None when that is a network input (or nothing)."""
+        i = self.bottom_producers[layer.index][bottom_index]
+        return self.layers[i] if i >= 0 else None
+
+    def readers(self, layer: Layer, top: str) -> list[Layer]:
+        """The layers that read what ``layer`` wrote to ``top``: those after it
+        that read ``top``, up to and including the next layer that writes it
+        again (an in-place layer reads it too)."""
+        out = []
+        for other in self.layers[layer.index + 1:]:
+            if top in other.bottoms:
+                out.append(other)
+            if top in other.tops:
+                break
+        return out
+
+    def is_input(self, blob: str) -> bool:
+        return any(spec.name == blob for spec in self.inputs)
 
     def position(self, where: Node | Span | int | None) -> tuple[int, int] | None:
         """1-based (line, column) of a node, span or offset in the source text."""

@@ -1,0 +1,100 @@
+"""Reading and writing the user's files without ever losing them.
+
+A rewrite goes to a temporary file in the same folder, is flushed and synced
+to disk, given the original's permissions, and only then renamed over the
+original (an atomic replacement on POSIX and Windows), so an interruption at
+any point leaves either the old file or the new one, never a mix.  A file the
+user made read-only is not replaced behind their back.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+
+from ..errors import InputFileError
+from ..model.source import MAX_PROTOTXT_BYTES, decode, encode
+
+BOM = b"\xef\xbb\xbf"
+
+
+def read_for_rewrite(path: str) -> tuple[str, bool]:
+    """The file's text (as the loader sees it) and whether it starts with a BOM."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_PROTOTXT_BYTES + 1)
+    except FileNotFoundError:
+        raise InputFileError("no such file", path) from None
+    except IsADirectoryError:
+        raise InputFileError("is a directory, not a file", path) from None
+    except PermissionError:
+        raise InputFileError("permission denied", path) from None
+    except OSError as err:
+        raise InputFileError(f"cannot read: {err.strerror or err}", path) from None
+    if len(data) > MAX_PROTOTXT_BYTES:
+        raise InputFileError(f"prototxt files over {MAX_PROTOTXT_BYTES} bytes are refused", path)
+    return decode(data), data.startswith(BOM)
+
+
+def write_atomically(path: str, text: str, bom: bool = False, *, _before_replace=None) -> None:
+    """Replace ``path`` with ``text`` atomically, keeping its permissions.
+
+    ``_before_replace`` is a test hook called after the temporary file is
+    complete and synced, just before the rename."""
+    data = (BOM if bom else b"") + encode(text)
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        st = os.stat(path)
+        mode = stat.S_IMODE(st.st_mode)
+        exists = True
+    except FileNotFoundError:
+        mode, exists = 0o666 & ~_umask(), False
+    except OSError as err:
+        raise InputFileError(f"cannot write: {err.strerror or err}", path) from None
+    if exists and not os.access(path, os.W_OK):
+        raise InputFileError("the file is read-only; not rewriting it", path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".caffe2ncs-tmp",
+                                   dir=folder)
+    except OSError as err:
+        raise InputFileError(f"cannot write in {folder}: {err.strerror or err}", path) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        if _before_replace is not None:
+            _before_replace(tmp)
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise InputFileError(f"cannot write: {err.strerror or err}", path) from None
+        raise
+    _sync_folder(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _sync_folder(folder: str) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,171 @@
+"""What a rule is, and what it reports.
+
+A rule is a class with stable metadata (``code``, ``name``, ``severity``,
+``summary``, whether it can fix what it finds, the SDK error it prevents) whose
+docstring is its long explanation (rendered by ``caffe2ncs rule CODE`` and into
+``docs/rules.md``), and a ``check(ctx)`` method yielding :class:`Diagnostic`
+objects.  A diagnostic may carry a :class:`Fix`: text edits on byte spans of
+the original file, applied by one engine (:mod:`caffe2ncs.fixes`), never by
+the rule itself.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import Context
+
+
+class Severity(enum.IntEnum):
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r} (use error, warning or info)") from None
+
+
+class Applicability(enum.IntEnum):
+    """How sure a fix is (ruff's terms): ``SAFE`` keeps the network's meaning and
+    the user's comments and is applied by ``fix``; ``UNSAFE`` may change what the
+    network computes or loads, and needs ``--unsafe-fixes``."""
+
+    DISPLAY_ONLY = 0
+    UNSAFE = 1
+    SAFE = 2
+
+    def __str__(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+class FixAvailability(enum.Enum):
+    NONE = "none"
+    SOMETIMES = "sometimes"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Replace the text in ``[start, end)`` (offsets into the original file)
+    with ``content``; an insertion has ``start == end``."""
+
+    start: int
+    end: int
+    content: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"bad edit span {self.start}..{self.end}")
+
+
+@dataclass(frozen=True)
+class Fix:
+    edits: tuple[Edit, ...]
+    applicability: Applicability
+    title: str
+
+    @classmethod
+    def safe(cls, title: str, *edits: Edit) -> Fix:
+        return cls(tuple(sorted(edits, key=lambda e: (e.start, e.end))), Applicability.SAFE, title)
+
+    @classmethod
+    def unsafe(cls, title: str, *edits: Edit) -> Fix:
+        return cls(tuple(sorted(edits, key=lambda e: (e.start, e.end))), Applicability.UNSAFE, title)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding.  Lines and columns are 1-based; ``end_column`` is the column
+    just after the flagged text (as SARIF and GitHub want)."""
+
+    code: str
+    name: str
+    severity: Severity
+    message: str
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    span: tuple[int, int] | None = None  # offsets into the file, for fixes and frames
+    layer: str | None = None
+    fix: Fix | None = None
+    #: True for problems that stop caffe2ncs from understanding the file at all
+    #: (a syntax error, an unreadable file): ``check`` then exits 2.
+    fatal: bool = False
+    related: tuple = field(default=(), compare=False)
+
+    @property
+    def fixable(self) -> bool:
+        return self.fix is not None and self.fix.applicability >= Applicability.UNSAFE
+
+    def sort_key(self) -> tuple:
+        return (self.path, self.line, self.column, self.code)
+
+
+class Rule:
+    """Base class of every rule.  Subclasses set the class attributes below and
+    implement :meth:`check`; the class docstring is the long explanation."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity]
+    summary: ClassVar[str]
+    fix_availability: ClassVar[FixAvailability] = FixAvailability.NONE
+    #: the vendor error this rule prevents, e.g. "[Error 4] Toolkit Error: Stage Type Not Supported"
+    sdk_error: ClassVar[str | None] = None
+    #: where the limit comes from (vendor docs, errata, toolkit behaviour)
+    source: ClassVar[str] = ""
+    #: "stable" or "deprecated"; codes are never reused
+    status: ClassVar[str] = "stable"
+    #: rules for problems caffe2ncs cannot look past (parse errors) are not suppressible
+    suppressible: ClassVar[bool] = True
+    #: opt-in rules run only when selected by code, prefix, name or ALL
+    default_enabled: ClassVar[bool] = True
+
+    def check(self, ctx: Context) -> Iterator[Diagnostic]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def explanation(cls) -> str:
+        return textwrap.dedent(cls.__doc__ or "").strip()
+
+    @classmethod
+    def describe_fix(cls) -> str:
+        return {
+            FixAvailability.NONE: "Fix is not available.",
+            FixAvailability.SOMETIMES: "Fix is sometimes available.",
+            FixAvailability.ALWAYS: "Fix is always available.",
+        }[cls.fix_availability]
+
+
+_CODE = re.compile(r"^NCS[0-9]{3}$")
+_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def validate_rule_class(cls: type[Rule]) -> None:
+    """Metadata every rule must have (checked when the registry is built)."""
+    for attr in ("code", "name", "severity", "summary"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"rule {cls.__name__} lacks {attr!r}")
+    if not _CODE.match(cls.code):
+        raise TypeError(f"rule {cls.__name__}: code {cls.code!r} is not NCS + 3 digits")
+    if not _NAME.match(cls.name):
+        raise TypeError(f"rule {cls.__name__}: name {cls.name!r} is not kebab-case")
+    if not cls.explanation():
+        raise TypeError(f"rule {cls.code} has no explanation (class docstring)")
+    if "\n" in cls.summary or len(cls.summary) > 120:
+        raise TypeError(f"rule {cls.code}: summary must be one short line")
