@@ -12,6 +12,8 @@ from __future__ import annotations
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from .schema import is_repeated
+
 _METHODS = frozenset(
     {"HasField", "ListFields", "SerializeToString", "ByteSize", "IsInitialized", "WhichOneof"}
 )
@@ -33,7 +35,7 @@ class Frozen:
                 return getattr(msg, name)
             raise AttributeError(f"{msg.DESCRIPTOR.name} has no field {name!r}")
         value = getattr(msg, name)
-        if fd.label == FieldDescriptor.LABEL_REPEATED:
+        if is_repeated(fd):
             if fd.type == FieldDescriptor.TYPE_MESSAGE:
                 return tuple(Frozen(v) for v in value)
             return tuple(value)

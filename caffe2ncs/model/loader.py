@@ -30,7 +30,7 @@ from . import upgrade
 from .frozen import Frozen
 from .net import InputForm, InputSpec, Layer, LayerSpelling, Net, Problem
 from .params import blob_names, expected_blob_shapes
-from .schema import CONVERTER, Unknown
+from .schema import CONVERTER, Unknown, is_repeated
 from .shapes import analyse, describe
 from .source import SourceText, read_text_file
 from .textformat import Document, Node, parse
@@ -180,7 +180,7 @@ def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unkno
     for fd, value in net_pb.ListFields():
         if fd.name in _NOT_IN_HEAD:
             continue
-        if fd.label == fd.LABEL_REPEATED:
+        if is_repeated(fd):
             getattr(head, fd.name).extend(value)
         elif fd.message_type is not None:
             getattr(head, fd.name).CopyFrom(value)

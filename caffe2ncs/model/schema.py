@@ -33,6 +33,14 @@ class Unknown:
     reason: str  # "field" or "enum value"
 
 
+def is_repeated(fd: FieldDescriptor) -> bool:
+    """Whether a field repeats (protobuf 7 removed ``label``; 4.x lacks ``is_repeated``)."""
+    try:
+        return fd.is_repeated
+    except AttributeError:
+        return fd.label == FieldDescriptor.LABEL_REPEATED
+
+
 _INT_RANGES = {
     FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1, "int32"),
     FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1, "int32"),
@@ -84,7 +92,7 @@ class _FieldInfo:
     def __init__(self, fd: FieldDescriptor) -> None:
         self.name = fd.name
         self.fd = fd
-        self.repeated = fd.label == FieldDescriptor.LABEL_REPEATED
+        self.repeated = is_repeated(fd)
         self.message = fd.message_type if fd.type == FieldDescriptor.TYPE_MESSAGE else None
         self.enum_values = None
         self.enum_names = None

@@ -17,6 +17,7 @@ NCSDK wants the opposite, so inputs are normalised separately (see load.py).
 from __future__ import annotations
 
 from .._proto import caffe_pb2 as pb
+from .schema import is_repeated
 
 # V1LayerParameter.LayerType name -> current type string (Caffe's UpgradeV1LayerType).
 V1_TYPES: dict[str, str] = {
@@ -186,7 +187,7 @@ def upgrade_v0(v1: pb.V1LayerParameter, problems: list[str]) -> pb.LayerParamete
         value = getattr(v0, field)
         dest = getattr(layer, param_name)
         fd = dest.DESCRIPTOR.fields_by_name[param_field]
-        if fd.label == fd.LABEL_REPEATED:
+        if is_repeated(fd):
             getattr(dest, param_field).append(value)
         elif fd.message_type is not None:
             getattr(dest, param_field).CopyFrom(value)
