@@ -99,7 +99,7 @@ def _load_binary(path: str, strict: bool) -> Net:
 class _Entry:
     """A layer on its way to becoming a :class:`Layer`."""
 
-    __slots__ = ("pb", "node", "spelling", "type_spelling", "position", "v0_pad")
+    __slots__ = ("pb", "node", "spelling", "type_spelling", "position", "v0_pad", "padding_node")
 
     def __init__(self, layer_pb, node, spelling, type_spelling, position, v0_pad=0):
         self.pb = layer_pb
@@ -108,6 +108,7 @@ class _Entry:
         self.type_spelling = type_spelling
         self.position = position
         self.v0_pad = v0_pad
+        self.padding_node = None  # a V0 padding layer folded into this one
 
 
 def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unknown],
@@ -127,7 +128,6 @@ def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unkno
                 "mixed-layer-spellings",
                 "the file mixes 'layer' and the older 'layers' blocks; Caffe refuses to read "
                 "such a network (convert the 'layers' blocks)", v1_nodes[0]))
-        notes: list[str] = []
         for v1, node in zip(net_pb.layers, v1_nodes):
             messages: list[str] = []
             if v1.HasField("layer"):
@@ -138,16 +138,28 @@ def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unkno
                 entry = _Entry(layer_pb, node, LayerSpelling.V1, upgrade.v1_type_name(v1), 0)
             entries.append(entry)
             for message in messages:
-                notes.append(message)
                 problems.append(Problem("v0-upgrade", f"layer {layer_pb.name!r}: {message}",
                                         node, layer_pb.name, fatal=False))
         if root is not None:
             entries.sort(key=lambda e: e.node.start)
-        if any(e.spelling is LayerSpelling.V0 for e in entries):
-            folded = upgrade.fold_v0_padding([(e.pb, e.v0_pad, e) for e in entries], notes)
-            entries = [payload for _, _, payload in folded]
+    # Positions count every layer block of the file, so they are taken before
+    # V0 padding layers are folded away.
     for position, entry in enumerate(entries):
         entry.position = position
+    if any(e.spelling is LayerSpelling.V0 for e in entries):
+        fold_problems: list[tuple[_Entry, str]] = []
+        padding_of: dict[int, _Entry] = {}
+        folded = upgrade.fold_v0_padding([(e.pb, e.v0_pad, e) for e in entries], fold_problems,
+                                         padding_of)
+        entries = [payload for _, _, payload in folded]
+        for entry in entries:
+            padding = padding_of.get(id(entry))
+            if padding is not None:
+                entry.padding_node = padding.node
+        for entry, message in fold_problems:
+            # Caffe's UpgradeV0PaddingLayers CHECK-fails on these.
+            problems.append(Problem("v0-upgrade", f"layer {entry.pb.name!r}: {message}",
+                                    entry.node, entry.pb.name))
 
     state = upgrade.test_state(net_pb)
     included: list[_Entry] = []
@@ -221,7 +233,7 @@ def raise_first_fatal(net: Net) -> None:
 def _make_layer(index: int, e: _Entry) -> Layer:
     p = e.pb
     return Layer.build(index, p.name, p.type, tuple(p.bottom), tuple(p.top), Frozen(p), e.node,
-                       e.spelling, e.type_spelling, e.position)
+                       e.spelling, e.type_spelling, e.position, e.padding_node)
 
 
 # -- inputs ----------------------------------------------------------------------

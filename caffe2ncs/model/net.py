@@ -89,16 +89,20 @@ class Layer:
     type_spelling: str = ""
     #: position among all layer blocks in the file, including Input and filtered ones
     position: int = 0
+    #: for a V0 convolution/pooling: the ``layers { }`` block of the V0 ``padding``
+    #: layer that Caffe folds into it (where its ``pad`` is written), else None
+    v0_padding_node: Node | None = None
 
     @classmethod
     def build(cls, index, name, type, bottoms, tops, param, node, spelling, type_spelling,
-              position) -> Layer:
+              position, v0_padding_node=None) -> Layer:
         """Positional constructor for the loader's hot loop (a frozen dataclass's
         generated ``__init__`` sets each field through ``object.__setattr__``)."""
         layer = object.__new__(cls)
         layer.__dict__.update(
             index=index, name=name, type=type, bottoms=bottoms, tops=tops, param=param,
-            node=node, spelling=spelling, type_spelling=type_spelling, position=position)
+            node=node, spelling=spelling, type_spelling=type_spelling, position=position,
+            v0_padding_node=v0_padding_node)
         return layer
 
     @property
@@ -114,7 +118,7 @@ class Layer:
         if not path:
             return self.node
         if self.spelling is LayerSpelling.V0:
-            return _locate_v0(self.node, path)
+            return _locate_v0(self.node, path, self.v0_padding_node)
         if self.spelling is LayerSpelling.V1 and path[0] == "param":
             return None  # V1 spreads ParamSpec over blobs_lr/weight_decay
         return self.node.find(*path)
@@ -146,7 +150,7 @@ _V0_PATHS = {
 }
 
 
-def _locate_v0(node: Node, path: tuple) -> Node | None:
+def _locate_v0(node: Node, path: tuple, padding: Node | None = None) -> Node | None:
     inner = node.get("layer")
     if path[0] in ("bottom", "top"):
         return node.find(*path)
@@ -159,7 +163,13 @@ def _locate_v0(node: Node, path: tuple) -> Node | None:
     if flat is None:
         return None
     rest = [p for p in path[2:]]
-    return inner.find(flat, *rest) if rest else inner.get(flat)
+    found = inner.find(flat, *rest) if rest else inner.get(flat)
+    if found is None and flat == "pad" and padding is not None:
+        # the pad of a folded V0 padding layer is written in that layer's block
+        pad_layer = padding.get("layer")
+        if pad_layer is not None:
+            found = pad_layer.find(flat, *rest) if rest else pad_layer.get(flat)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
