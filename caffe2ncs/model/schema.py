@@ -132,7 +132,7 @@ class Converter:
                 continue
             if node.children is not None:
                 _fail(source, node.vstart,
-                      f"'{node.name}' is a {_type_name(info.fd)}, not a message")
+                      f"'{node.name}' is {_a(_type_name(info.fd))}, not a message")
             value = info.convert(node, source)
             if value is _UNKNOWN_ENUM:
                 unknown.append(Unknown(node, desc.name, "enum value"))
@@ -156,7 +156,7 @@ def _converter(info: _FieldInfo):
     def not_a_string(node: Node, source: SourceText) -> None:
         if node.value[:1] in "\"'":
             _fail(source, node.vstart,
-                  f"'{node.name}' takes a {_type_name(fd)}, found the string {node.value}")
+                  f"'{node.name}' takes {_a(_type_name(fd))}, found the string {node.value}")
 
     if t == FieldDescriptor.TYPE_STRING or t == FieldDescriptor.TYPE_BYTES:
         as_bytes = t == FieldDescriptor.TYPE_BYTES
@@ -270,6 +270,10 @@ def _type_name(fd: FieldDescriptor) -> str:
         FieldDescriptor.TYPE_STRING: "string",
         FieldDescriptor.TYPE_BYTES: "bytes",
     }.get(fd.type, "scalar")
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeio" else f"a {noun}"  # "a uint32"
 
 
 def _fail(source: SourceText, offset: int, message: str):
