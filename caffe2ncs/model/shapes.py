@@ -365,23 +365,28 @@ def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
     else:
         kernel = _per_axis(list(cp.kernel_size), n_spatial, None, "kernel_size", owner)
     if cp.HasField("stride_h") or cp.HasField("stride_w"):
+        if n_spatial != 2:
+            raise ShapeError("stride_h/stride_w only work for 2-D convolution", (owner, "stride_h"))
         if len(cp.stride):
             raise ShapeError("give either stride or stride_h/stride_w, not both", (owner, "stride"))
-        stride = [cp.stride_h if cp.HasField("stride_h") else 1,
-                  cp.stride_w if cp.HasField("stride_w") else 1]
+        # As in Caffe, a missing one is 0 (which Caffe then divides by).
+        stride = [cp.stride_h, cp.stride_w]
     else:
         stride = _per_axis(list(cp.stride), n_spatial, 1, "stride", owner)
     if cp.HasField("pad_h") or cp.HasField("pad_w"):
+        if n_spatial != 2:
+            raise ShapeError("pad_h/pad_w only work for 2-D convolution", (owner, "pad_h"))
         if len(cp.pad):
             raise ShapeError("give either pad or pad_h/pad_w, not both", (owner, "pad"))
-        pad = [cp.pad_h if cp.HasField("pad_h") else 0, cp.pad_w if cp.HasField("pad_w") else 0]
+        pad = [cp.pad_h, cp.pad_w]
     else:
         pad = _per_axis(list(cp.pad), n_spatial, 0, "pad", owner)
     dilation = _per_axis(list(cp.dilation), n_spatial, 1, "dilation", owner)
-    for name, values, low in (("kernel size", kernel, 1), ("stride", stride, 1),
-                              ("dilation", dilation, 1), ("pad", pad, 0)):
+    for name, values, low, fname in (("kernel size", kernel, 1, "kernel_size"),
+                                     ("stride", stride, 1, "stride"),
+                                     ("dilation", dilation, 1, "dilation"), ("pad", pad, 0, "pad")):
         if any(v < low for v in values):
-            raise ShapeError(f"{name} must be at least {low}, got {values}")
+            raise ShapeError(f"{name} must be at least {low}, got {values}", (owner, fname))
     return kernel, stride, pad, dilation
 
 
@@ -462,24 +467,36 @@ def _pooling(pb, shapes, layer):
     if len(shape) != 4:
         raise ShapeError(f"pooling needs a 4-axis input (N, C, H, W), got {describe(shape)}")
     n, c, h, w = shape
+    # The checks and the geometry of Caffe's PoolingLayer::LayerSetUp.
+    has = pp.HasField
     if pp.global_pooling:
-        if pp.HasField("kernel_size") or pp.HasField("kernel_h") or pp.HasField("kernel_w"):
+        if has("kernel_size") or has("kernel_h") or has("kernel_w"):
             raise ShapeError("global_pooling takes no kernel size", ("pooling_param", "kernel_size"))
         kh, kw = h, w
-    elif pp.HasField("kernel_h") or pp.HasField("kernel_w"):
-        if pp.HasField("kernel_size"):
+    else:
+        if has("kernel_size") and (has("kernel_h") or has("kernel_w")):
             raise ShapeError("give either kernel_size or kernel_h/kernel_w, not both",
                              ("pooling_param", "kernel_size"))
-        kh, kw = pp.kernel_h, pp.kernel_w
-    elif pp.HasField("kernel_size"):
-        kh = kw = pp.kernel_size
-    else:
-        raise ShapeError("kernel_size is required (or global_pooling: true)", ("pooling_param",))
-    if pp.HasField("pad_h") or pp.HasField("pad_w"):
+        if has("kernel_size"):
+            kh = kw = pp.kernel_size
+        elif has("kernel_h") and has("kernel_w"):
+            kh, kw = pp.kernel_h, pp.kernel_w
+        elif has("kernel_h") or has("kernel_w"):
+            raise ShapeError("kernel_h and kernel_w must be given together",
+                             ("pooling_param", "kernel_h" if has("kernel_h") else "kernel_w"))
+        else:
+            raise ShapeError("kernel_size is required (or global_pooling: true)",
+                             ("pooling_param",))
+    for name in ("pad", "stride"):
+        hw = has(f"{name}_h"), has(f"{name}_w")
+        if any(hw) and (has(name) or not all(hw)):
+            raise ShapeError(f"give either {name}, or both {name}_h and {name}_w",
+                             ("pooling_param", f"{name}_h" if hw[0] else f"{name}_w"))
+    if has("pad_h"):
         ph, pw = pp.pad_h, pp.pad_w
     else:
         ph = pw = pp.pad
-    if pp.HasField("stride_h") or pp.HasField("stride_w"):
+    if has("stride_h"):
         sh, sw = pp.stride_h, pp.stride_w
     else:
         sh = sw = pp.stride
@@ -489,13 +506,15 @@ def _pooling(pb, shapes, layer):
         raise ShapeError(f"stride must be positive, got {sh}x{sw}", ("pooling_param", "stride"))
     if pp.global_pooling and (ph or pw or sh != 1 or sw != 1):
         raise ShapeError("global pooling takes no pad and stride 1", ("pooling_param", "pad"))
-    if ph or pw:
+    padded = bool(ph or pw)
+    if padded:
         if ph >= kh or pw >= kw:
             raise ShapeError(f"pad ({ph}x{pw}) must be smaller than the kernel ({kh}x{kw})",
                              ("pooling_param", "pad"))
     ceil = pooling_rounds_up(pb, layer)
-    oh = pooled_size(h, kh, sh, ph, ceil)
-    ow = pooled_size(w, kw, sw, pw, ceil)
+    # Caffe clamps both axes as soon as either has padding.
+    oh = pooled_size(h, kh, sh, ph, ceil, padded)
+    ow = pooled_size(w, kw, sw, pw, ceil, padded)
     if oh < 1 or ow < 1:
         raise ShapeError(f"output size {oh}x{ow} < 1 (input {h}x{w}, kernel {kh}x{kw}, "
                          f"stride {sh}x{sw}, pad {ph}x{pw})")
@@ -514,10 +533,13 @@ def pooling_rounds_up(pb, layer: Layer) -> bool:
     return True
 
 
-def pooled_size(x: int, k: int, s: int, p: int, ceil: bool) -> int:
+def pooled_size(x: int, k: int, s: int, p: int, ceil: bool, clamp: bool | None = None) -> int:
+    """One pooled axis as Caffe sizes it: rounded up (or down), then, when the
+    layer has any padding (``clamp``, by default ``p != 0``), one window fewer
+    if the last would start in the right padding."""
     span = x + 2 * p - k
     out = (-(-span // s) if ceil else span // s) + 1
-    if p and (out - 1) * s >= x + p:
+    if (p if clamp is None else clamp) and (out - 1) * s >= x + p:
         out -= 1  # the last window must start inside the image (or its left padding)
     return out
 
@@ -860,8 +882,10 @@ def _detection_output(pb, shapes, layer):
     # detection.  How many are kept is only known at run time; the shape is the
     # most there can be (keep_top_k), as OpenCV sizes it.  Caffe itself sizes the
     # top at one row until the first forward pass.
+    # With a batch of N images, up to N * keep_top_k rows (OpenCV's size too).
     keep = pb.detection_output_param.keep_top_k
-    return [(1, 1, keep if keep > 0 else 1, 7)]
+    batch = shapes[0][0] if shapes[0] else 1
+    return [(1, 1, batch * keep if keep > 0 else 1, 7)]
 
 
 # --- common custom layers ---
@@ -889,6 +913,7 @@ def _upsample(pb, shapes, layer):
 
 @rule("Interp")
 def _interp(pb, shapes, layer):
+    # DeepLab/PSPNet's InterpLayer::Reshape, in its order of precedence.
     n, c, h, w = shapes[0]
     pad_beg = raw_value(layer, "interp_param", "pad_beg") or 0
     pad_end = raw_value(layer, "interp_param", "pad_end") or 0
@@ -898,16 +923,25 @@ def _interp(pb, shapes, layer):
     shrink = raw_value(layer, "interp_param", "shrink_factor")
     height = raw_value(layer, "interp_param", "height")
     width = raw_value(layer, "interp_param", "width")
+    zoom = zoom if isinstance(zoom, int) and not isinstance(zoom, bool) else None
+    shrink = shrink if isinstance(shrink, int) and not isinstance(shrink, bool) else None
+    if zoom is not None and zoom < 1:
+        raise ShapeError("zoom_factor must be at least 1", ("interp_param", "zoom_factor"))
+    if shrink is not None and shrink < 1:
+        raise ShapeError("shrink_factor must be at least 1", ("interp_param", "shrink_factor"))
+    ho, wo = h_in, w_in
+    if shrink is not None:
+        ho, wo = (ho - 1) // shrink + 1, (wo - 1) // shrink + 1
+    if zoom is not None:
+        ho, wo = ho + (ho - 1) * (zoom - 1), wo + (wo - 1) * (zoom - 1)
+    if shrink is not None or zoom is not None:
+        return [(n, c, ho, wo)]
     if isinstance(height, int) and isinstance(width, int):
         return [(n, c, height, width)]
     if len(shapes) > 1 and shapes[1] is not None:
         return [(n, c, shapes[1][2], shapes[1][3])]
-    ho, wo = h_in, w_in
-    if isinstance(shrink, int):
-        ho, wo = (ho - 1) // shrink + 1, (wo - 1) // shrink + 1
-    if isinstance(zoom, int):
-        ho, wo = ho + (ho - 1) * (zoom - 1), wo + (wo - 1) * (zoom - 1)
-    return [(n, c, ho, wo)]
+    raise ShapeError("give zoom_factor, shrink_factor, height and width, or a second bottom",
+                     ("interp_param",))
 
 
 @rule("Reorg")
