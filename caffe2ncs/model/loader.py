@@ -32,7 +32,7 @@ from .frozen import Frozen
 from .net import InputForm, InputSpec, Layer, LayerSpelling, Net, Problem
 from .params import blob_names, expected_blob_shapes
 from .schema import CONVERTER, Unknown
-from .shapes import analyse, describe
+from .shapes import MAX_BLOB_ELEMENTS, analyse, describe
 from .source import SourceText, read_text_file
 from .textformat import Document, Node, parse
 
@@ -179,6 +179,7 @@ def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unkno
     excluded = tuple(_make_layer(-1, e) for e in excluded_entries)
     analysis = analyse(inputs, layers)
     problems.extend(analysis.problems)
+    _check_learned_sizes(layers, analysis.layer_shapes, problems)
 
     weights: dict = {}
     if model is not None:
@@ -328,12 +329,18 @@ def _merge_weights(model: Caffemodel, layers, layer_shapes, problems: list[Probl
     ``CopyTrainedLayersFrom`` does; unmatched caffemodel layers are ignored."""
     by_name = model.by_name()
     weights: dict = {}
+    missing: list = []
+    needing = 0
     for layer in layers:
         source = by_name.get(layer.name)
+        expected = expected_blob_shapes(layer, layer_shapes[layer.index].inputs)
+        if expected:
+            needing += 1
         if source is None or not source.blobs:
+            if expected:
+                missing.append(layer)
             continue
         blobs = source.blobs
-        expected = expected_blob_shapes(layer, layer_shapes[layer.index].inputs)
         if expected is not None:
             if len(blobs) != len(expected):
                 problems.append(Problem(
@@ -357,7 +364,57 @@ def _merge_weights(model: Caffemodel, layers, layer_shapes, problems: list[Probl
                 else:
                     blobs = tuple(_reshaped(arr, want) for arr, want in zip(blobs, expected))
         weights[layer.name] = blobs
+    if missing:
+        # Caffe would silently keep the fillers' values for these (garbage at
+        # inference); OpenCV refuses.  Either way it is never what a deploy
+        # wants: a caffemodel cut at a layer boundary, or one for another net.
+        where = os.path.basename(model.path)
+        if len(missing) == needing:
+            first = missing[0]
+            problems.append(Problem(
+                "weights-missing",
+                f"the caffemodel {where} has weights for none of the {needing} layer(s) that "
+                f"need them (e.g. {first.name!r}); is it for another network?",
+                first.node, first.name))
+        else:
+            for layer in missing:
+                problems.append(Problem(
+                    "weights-missing",
+                    f"layer {layer.name!r} ({layer.type}) has no weights in the caffemodel "
+                    f"{where}, which has weights for only {needing - len(missing)} of the "
+                    f"{needing} layers that need them; is the file truncated, or for another "
+                    "network?",
+                    layer.node, layer.name))
     return weights
+
+
+def _check_learned_sizes(layers, layer_shapes, problems: list[Problem]) -> None:
+    """Caffe refuses learned blobs over INT_MAX elements (Blob::Reshape), e.g. a
+    fully-connected layer on a huge input; so does writing or allocating them."""
+    for layer in layers:
+        if layer.type in _SMALL_PARAMS:
+            continue
+        expected = expected_blob_shapes(layer, layer_shapes[layer.index].inputs)
+        if not expected:
+            continue
+        for i, shape in enumerate(expected):
+            n = 1
+            for d in shape:
+                n *= d
+            if n > MAX_BLOB_ELEMENTS:
+                names = blob_names(layer)
+                problems.append(Problem(
+                    "too-large",
+                    f"layer {layer.name!r} ({layer.type}) would need "
+                    f"{names[i] if i < len(names) else f'blob {i}'} of {describe(shape)}: "
+                    f"{n:.3g} elements, more than Caffe's limit of {MAX_BLOB_ELEMENTS} "
+                    "elements per blob", layer.node, layer.name))
+                break
+
+
+# Layers whose learned blobs are per-channel at most: never larger than a top.
+_SMALL_PARAMS = frozenset({"BatchNorm", "Scale", "Bias", "PReLU", "Normalize", "ReLU", "Pooling",
+                           "Concat", "Eltwise", "Softmax", "Split", "Dropout", "Input"})
 
 
 def _shape_compatible(have: tuple, want: tuple) -> bool:
