@@ -145,10 +145,8 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
         try:
             out_shapes = infer(layer, in_shapes)
         except ShapeError as err:
-            node = layer.locate(*err.field) if err.field else None
             problems.append(Problem("shape", f"layer {layer.name!r} ({layer.type}): {err}",
-                                    node or layer.locate("type") or layer.node, layer.name,
-                                    fatal=False))
+                                    _error_node(layer, err.field), layer.name, fatal=False))
             out_shapes = (None,) * len(layer.tops)
         checked = []
         for i, shape in enumerate(out_shapes):
@@ -192,6 +190,21 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
 
 def _field(layer: Layer, name: str, index: int):
     return layer.locate(name, index) or layer.node
+
+
+def _error_node(layer: Layer, field: tuple):
+    """Where a shape error points: the offending field, else the nearest
+    enclosing block that is written (a default is not in the text), else the
+    layer's type."""
+    path = tuple(field)
+    while path:
+        node = layer.locate(*path)
+        if node is not None:
+            return node
+        path = path[:-1]
+        while path and isinstance(path[-1], int):
+            path = path[:-1]
+    return layer.locate("type") or layer.node
 
 
 def _check_shape(shape: Shape) -> str | None:
@@ -505,7 +518,8 @@ def _pooling(pb, shapes, layer):
     if sh < 1 or sw < 1:
         raise ShapeError(f"stride must be positive, got {sh}x{sw}", ("pooling_param", "stride"))
     if pp.global_pooling and (ph or pw or sh != 1 or sw != 1):
-        raise ShapeError("global pooling takes no pad and stride 1", ("pooling_param", "pad"))
+        raise ShapeError("global pooling takes no pad and stride 1",
+                         ("pooling_param", "pad" if ph or pw else "stride"))
     padded = bool(ph or pw)
     if padded:
         if ph >= kh or pw >= kw:
@@ -892,23 +906,35 @@ def _detection_output(pb, shapes, layer):
 
 @rule("Upsample")
 def _upsample(pb, shapes, layer):
+    # SegNet/ENet's UpsampleLayer (the second bottom is the pooling mask, of
+    # the first's size), also used by YOLOv3 conversions with one bottom:
+    # upsample_h/upsample_w if given, else size * scale (default 2) less one
+    # for pad_out_h/pad_out_w.
     shape = shapes[0]
     if len(shape) != 4:
         raise ShapeError(f"needs a 4-axis input, got {describe(shape)}")
     n, c, h, w = shape
+    if len(shapes) > 1 and shapes[1] is not None and tuple(shapes[1]) != tuple(shape):
+        raise ShapeError(f"the mask (bottom 1, {describe(shapes[1])}) must have the shape of "
+                         f"bottom 0 ({describe(shape)})", ("bottom", 1))
     uh = raw_value(layer, "upsample_param", "upsample_h")
     uw = raw_value(layer, "upsample_param", "upsample_w")
-    if isinstance(uh, int) and isinstance(uw, int):
+    if _is_int(uh) and _is_int(uw) and uh > 0 and uw > 0:
         return [(n, c, uh, uw)]
-    if len(shapes) > 1 and shapes[1] is not None and len(shapes) == 2 and raw_value(
-            layer, "upsample_param", "scale") is None:
-        return [(n, c, shapes[1][2], shapes[1][3])]
     scale = raw_value(layer, "upsample_param", "scale")
     sh = raw_value(layer, "upsample_param", "scale_h")
     sw = raw_value(layer, "upsample_param", "scale_w")
-    sh = sh if isinstance(sh, int) else scale if isinstance(scale, int) else 2
-    sw = sw if isinstance(sw, int) else scale if isinstance(scale, int) else 2
-    return [(n, c, h * sh, w * sw)]
+    sh = sh if _is_int(sh) else scale if _is_int(scale) else 2
+    sw = sw if _is_int(sw) else scale if _is_int(scale) else 2
+    if sh < 1 or sw < 1:
+        raise ShapeError(f"scale must be positive, got {sh}x{sw}", ("upsample_param",))
+    pad_h = 1 if raw_value(layer, "upsample_param", "pad_out_h") is True else 0
+    pad_w = 1 if raw_value(layer, "upsample_param", "pad_out_w") is True else 0
+    return [(n, c, h * sh - pad_h, w * sw - pad_w)]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @rule("Interp")
@@ -949,10 +975,13 @@ def _reorg(pb, shapes, layer):
     n, c, h, w = shapes[0]
     stride = raw_value(layer, "reorg_param", "stride")
     s = stride if isinstance(stride, int) and stride > 0 else 2
+    if raw_value(layer, "reorg_param", "reverse") is True:
+        if c % (s * s):
+            raise ShapeError(f"reverse reorg stride {s} needs channels divisible by {s * s}, "
+                             f"not {c}", ("reorg_param", "stride"))
+        return [(n, c // (s * s), h * s, w * s)]
     if h % s or w % s:
         raise ShapeError(f"reorg stride {s} does not divide {h}x{w}", ("reorg_param", "stride"))
-    if raw_value(layer, "reorg_param", "reverse") is True:
-        return [(n, c // (s * s), h * s, w * s)]
     return [(n, c * s * s, h // s, w // s)]
 
 
