@@ -103,17 +103,32 @@ def synthesize(net: Net, seed: int | None = None) -> dict[str, tuple[np.ndarray,
 def save_caffemodel(net: Net, path: str | os.PathLike[str], seed: int | None = 0,
                     weights: dict | None = None) -> None:
     """Write a caffemodel for ``net``: the given weights, else synthetic ones
-    (random with ``seed``, zeros with ``seed=None``), one layer at a time."""
+    (random with ``seed``, zeros with ``seed=None``), one layer at a time.
+
+    Like the caffemodels Caffe writes, the file holds the whole network - every
+    layer, with blobs for those that have weights, and the inputs - so that it
+    also loads on its own."""
+    from .._proto import caffe_pb2 as pb
     from .caffemodel import write_caffemodel
 
     def entries():
-        for layer, shapes in layer_blob_shapes(net):
+        for layer in net.layers:
             if weights is not None:
-                blobs = weights.get(layer.name)
-                if blobs is None:
-                    continue
+                blobs = weights.get(layer.name, ())
             else:
-                blobs = zero_blobs(shapes) if seed is None else random_blobs(layer, shapes, seed)
+                shapes = expected_blob_shapes(layer, net.layer_shapes[layer.index].inputs)
+                if not shapes:
+                    blobs = ()
+                elif seed is None:
+                    blobs = zero_blobs(shapes)
+                else:
+                    blobs = random_blobs(layer, shapes, seed)
             yield unwrap(layer.param), blobs
 
-    write_caffemodel(path, entries(), name=net.name)
+    header = pb.NetParameter(name=net.name)
+    for spec in net.inputs:
+        header.input.append(spec.name)
+    if all(spec.shape is not None for spec in net.inputs):
+        for spec in net.inputs:
+            header.input_shape.add().dim.extend(spec.shape)
+    write_caffemodel(path, entries(), header=header)
