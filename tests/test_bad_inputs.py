@@ -244,7 +244,8 @@ def lenet(tmp_path_factory):
 
 
 def _cut_points(data: bytes, fields) -> dict:
-    layers = [f for f in fields if f[0] == 100]  # (number, wire, value, tag, start, end)
+    # (number, wire, value, tag, start, end) of the layers with weights: conv1, conv2, ip1, ip2
+    layers = [f for f in fields if f[0] == 100 and f[5] - f[4] > 1000]
     first, second = layers[0], layers[1]
     return {
         "inside-the-first-tag": 1,
@@ -279,12 +280,18 @@ def test_truncated_caffemodel(cut, lenet, tmp_path):
         _check(result, model, None, "truncated")
 
 
+def _second(fields):
+    """The second layer with weights (conv2)."""
+    return [f for f in fields if f[0] == 100 and f[5] - f[4] > 1000][1]
+
+
 def _varint_bomb(data, fields):
-    return data[:fields[1][3]] + b"\xa2\x06" + b"\xff" * 11  # a layer length that never ends
+    return data[:_second(fields)[3]] + b"\xa2\x06" + b"\xff" * 11  # a layer length that never ends
 
 
 def _bad_wire_type(data, fields):
-    return data[:fields[1][3]] + bytes([(100 << 3 | 7) & 0x7F | 0x80, 100 >> 4]) + data[fields[1][3] + 2:]
+    at = _second(fields)[3]
+    return data[:at] + bytes([(100 << 3 | 7) & 0x7F | 0x80, 100 >> 4]) + data[at + 2:]
 
 
 def _field_zero(data, fields):
@@ -292,7 +299,8 @@ def _field_zero(data, fields):
 
 
 def _huge_length(data, fields):
-    return data[:fields[1][3]] + b"\xa2\x06\xff\xff\xff\xff\x0f" + data[fields[1][4]:]
+    second = _second(fields)
+    return data[:second[3]] + b"\xa2\x06\xff\xff\xff\xff\x0f" + data[second[4]:]
 
 
 def _shape_disagrees(data, fields):
@@ -329,7 +337,7 @@ def test_corrupt_caffemodel(make, message, lenet, tmp_path):
 def test_truncated_lone_caffemodel(lenet, tmp_path):
     _, data, fields = lenet
     model = tmp_path / "lone.caffemodel"
-    model.write_bytes(data[:fields[1][4] + 50])
+    model.write_bytes(data[:_second(fields)[4] + 50])
     _check(run_cli("info", model), model, None, "the file is truncated or corrupt")
 
 

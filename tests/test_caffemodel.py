@@ -83,7 +83,10 @@ def test_written_file_is_a_valid_net_parameter(small):
     _, model, _ = small
     msg = pb.NetParameter.FromString(model.read_bytes())
     assert msg.name == "small"
-    assert [layer.name for layer in msg.layer] == ["conv", "bn", "scale", "ip"]
+    # the whole network, as Caffe writes it: inputs, and every layer
+    assert list(msg.input) == ["data"] and list(msg.input_shape[0].dim) == [1, 2, 6, 6]
+    assert [layer.name for layer in msg.layer] == ["conv", "bn", "scale", "relu", "pool", "ip", "prob"]
+    assert [len(layer.blobs) for layer in msg.layer] == [2, 3, 2, 0, 0, 2, 0]
     conv = msg.layer[0]
     assert conv.type == "Convolution" and conv.convolution_param.num_output == 3
     assert [list(b.shape.dim) for b in conv.blobs] == [[3, 2, 3, 3], [3]]
@@ -333,7 +336,9 @@ def test_parse_from_bytes(small):
     _, model, net = small
     parsed = parse_caffemodel(model.read_bytes(), "mem")
     assert parsed.path == "mem" and parsed.size == model.stat().st_size
-    assert [layer.param.name for layer in parsed.layers] == ["conv", "bn", "scale", "ip"]
+    assert [layer.param.name for layer in parsed.layers] == [
+        "conv", "bn", "scale", "relu", "pool", "ip", "prob"]
+    assert list(parsed.net.input) == ["data"] and not parsed.net.layer
     assert np.array_equal(parsed.by_name()["ip"].blobs[0], net.weights["ip"][0])
 
 
@@ -434,6 +439,18 @@ def test_lone_caffemodel_loads_as_a_network(small, tmp_path):
     for name, blobs in with_weights.weights.items():
         assert all(np.array_equal(a, b) for a, b in zip(net.weights[name], blobs))
     assert net.problems == ()
+
+
+def test_our_caffemodel_loads_alone_as_the_same_network(small):
+    proto, model, with_weights = small
+    net = load(model)
+    assert [(layer.name, layer.type, layer.bottoms, layer.tops) for layer in net.layers] == [
+        (layer.name, layer.type, layer.bottoms, layer.tops) for layer in with_weights.layers]
+    assert [(i.name, i.shape, i.form) for i in net.inputs] == [("data", (1, 2, 6, 6), InputForm.BINARY)]
+    assert dict(net.blob_shapes) == dict(with_weights.blob_shapes)
+    assert net.layer("conv").param == with_weights.layer("conv").param
+    for name, blobs in with_weights.weights.items():
+        assert all(np.array_equal(a, b) for a, b in zip(net.weights[name], blobs))
 
 
 def test_caffemodel_file_errors(tmp_path):
