@@ -626,11 +626,21 @@ def test_duplicate_tops():
     assert [(p.code, p.layer) for p in net.problems] == [
         ("duplicate-top", "B"), ("duplicate-top", "C")]
     assert net.problems[0].message == ("layer 'B' writes blob 'x', which layer 'A' already produced; "
-                                       "only in-place layers (top == bottom) may write a blob twice")
+                                       "only in-place layers (top == bottom, at the same index) may write a blob twice")
     assert net.problems[1].message == "layer 'C' lists top 's' twice"
     net = graph(HEAD + layer("ReLU", "", ("x",), ("data",), "E"))
     assert [p.code for p in net.problems] == ["missing-bottom", "duplicate-top"]
     assert "which an input already produced" in net.problems[1].message
+
+
+def test_in_place_means_the_bottom_at_the_same_index():
+    # Caffe's Net::AppendTop: top i is in place only if it is bottom i
+    text = (HEAD + layer("ReLU", "", ("data",), ("a",), "A")
+            + layer("Eltwise", "", ("data", "a"), ("a",), "B")
+            + layer("Eltwise", "", ("a", "data"), ("a",), "C"))
+    net = graph(text)
+    assert [(p.code, p.layer) for p in net.problems] == [("duplicate-top", "B")]
+    assert [layer.in_place for layer in net.layers] == [False, False, True]
 
 
 @pytest.mark.parametrize("dims, message", [

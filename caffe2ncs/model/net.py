@@ -107,7 +107,9 @@ class Layer:
 
     @property
     def in_place(self) -> bool:
-        return bool(self.tops) and any(t in self.bottoms for t in self.tops)
+        """Whether a top is written in place: the same blob as the bottom at
+        its index (Caffe's rule; any other reuse of a blob is a conflict)."""
+        return any(i < len(self.bottoms) and self.bottoms[i] == t for i, t in enumerate(self.tops))
 
     def locate(self, *path: str | int) -> Node | None:
         """The source node of a field of this layer, by its canonical path, e.g.

@@ -132,13 +132,15 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
                     "duplicate-top", f"layer {layer.name!r} lists top {top!r} twice",
                     _field(layer, "top", i), layer.name))
             seen_tops.add(top)
-            if top in shapes and top not in layer.bottoms:
+            # Caffe's Net::AppendTop: a top is in place only if it is the
+            # bottom at the same index; any other existing blob is a conflict.
+            if top in shapes and not (i < len(layer.bottoms) and layer.bottoms[i] == top):
                 owner = producer[top]
                 by = "an input" if owner == -1 else f"layer {layers[owner].name!r}"
                 problems.append(Problem(
                     "duplicate-top",
                     f"layer {layer.name!r} writes blob {top!r}, which {by} already produced; "
-                    "only in-place layers (top == bottom) may write a blob twice",
+                    "only in-place layers (top == bottom, at the same index) may write a blob twice",
                     _field(layer, "top", i), layer.name))
 
         out_shapes: tuple[Shape | None, ...]
