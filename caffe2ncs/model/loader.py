@@ -70,9 +70,8 @@ def loads(
     source = SourceText(text, path)
     _refuse_binary(source)
     doc = parse(source)
-    net_pb = pb.NetParameter()
     unknown: list[Unknown] = []
-    CONVERTER.fill(net_pb, doc.fields, source, unknown)
+    net_pb = CONVERTER.message(pb.NetParameter, doc.fields, source, unknown)
     model = None
     if caffemodel is not None:
         model = caffemodel if isinstance(caffemodel, Caffemodel) else read_caffemodel(caffemodel)
@@ -116,8 +115,18 @@ def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unkno
               weights_path: str | None = None) -> Net:
     problems: list[Problem] = []
     root = doc.root if doc is not None else None
-    layer_nodes = root.all("layer") if root is not None else [None] * len(net_pb.layer)
-    v1_nodes = root.all("layers") if root is not None else [None] * len(net_pb.layers)
+    # The top-level nodes by field name, in one pass (root.all() per name
+    # would walk the hundreds of layer nodes once per name).
+    top_nodes: dict[str, list[Node]] = {}
+    if root is not None:
+        for child in root.children:
+            group = top_nodes.get(child.name)
+            if group is None:
+                top_nodes[child.name] = [child]
+            else:
+                group.append(child)
+    layer_nodes = top_nodes.get("layer", []) if root is not None else [None] * len(net_pb.layer)
+    v1_nodes = top_nodes.get("layers", []) if root is not None else [None] * len(net_pb.layers)
 
     entries: list[_Entry] = []
     for layer_pb, node in zip(net_pb.layer, layer_nodes):
@@ -167,7 +176,7 @@ def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unkno
     for e in entries:
         (included if upgrade.layer_included(e.pb, state) else excluded_entries).append(e)
 
-    inputs = _top_level_inputs(net_pb, root, problems, model is not None and doc is None)
+    inputs = _top_level_inputs(net_pb, root, top_nodes, problems, model is not None and doc is None)
     body: list[_Entry] = []
     for entry in included:
         if entry.pb.type == "Input":
@@ -233,24 +242,25 @@ def raise_first_fatal(net: Net) -> None:
 
 def _make_layer(index: int, e: _Entry) -> Layer:
     p = e.pb
-    return Layer.build(index, p.name, p.type, tuple(p.bottom), tuple(p.top), Frozen(p), e.node,
-                       e.spelling, e.type_spelling, e.position, e.padding_node)
+    # tuple(p.bottom[:]): slicing the protobuf container first is 2.5x faster
+    return Layer.build(index, p.name, p.type, tuple(p.bottom[:]), tuple(p.top[:]), Frozen(p),
+                       e.node, e.spelling, e.type_spelling, e.position, e.padding_node)
 
 
 # -- inputs ----------------------------------------------------------------------
 
-def _top_level_inputs(net_pb: pb.NetParameter, root: Node | None, problems: list[Problem],
-                      binary: bool) -> list[InputSpec]:
-    names = list(net_pb.input)
+def _top_level_inputs(net_pb: pb.NetParameter, root: Node | None, top_nodes: dict,
+                      problems: list[Problem], binary: bool) -> list[InputSpec]:
+    names = net_pb.input[:]
     if not names:
         if len(net_pb.input_shape) or len(net_pb.input_dim):
             node = root.get("input_shape") or root.get("input_dim") if root is not None else None
             problems.append(Problem("input-spec", "input dimensions are given but no 'input' name",
                                     node))
         return []
-    input_nodes = root.all("input") if root is not None else [None] * len(names)
-    shape_nodes = root.all("input_shape") if root is not None else []
-    dim_nodes = root.all("input_dim") if root is not None else []
+    input_nodes = top_nodes.get("input", []) if root is not None else [None] * len(names)
+    shape_nodes = top_nodes.get("input_shape", [])
+    dim_nodes = top_nodes.get("input_dim", [])
     n_shapes, n_dims = len(net_pb.input_shape), len(net_pb.input_dim)
     shapes: list = [None] * len(names)
     shape_at: list = [None] * len(names)

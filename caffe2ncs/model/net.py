@@ -196,6 +196,13 @@ class LayerShapes:
     inputs: tuple[Shape | None, ...]
     outputs: tuple[Shape | None, ...]
 
+    @classmethod
+    def build(cls, inputs, outputs) -> LayerShapes:
+        """Positional constructor for the analysis loop (see Layer.build)."""
+        shapes = object.__new__(cls)
+        shapes.__dict__.update(inputs=inputs, outputs=outputs)
+        return shapes
+
 
 @dataclass(frozen=True, eq=False)
 class Net:

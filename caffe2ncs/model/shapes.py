@@ -55,10 +55,7 @@ class Analysis:
 
 
 def count(shape: Shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+    return math.prod(shape)
 
 
 def describe(shape: Shape | None) -> str:
@@ -87,25 +84,30 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
         producer[spec.name] = -1
         available[spec.name] = None
 
-    written_by: dict[str, list[int]] = {}
-    for layer in layers:
-        for top in layer.tops:
-            written_by.setdefault(top, []).append(layer.index)
-
+    written_by: dict[str, list[int]] | None = None  # built when first needed
     names: dict[str, int] = {}
     forward_refs: list[tuple[Layer, str, int]] = []
+    layer_shapes = result.layer_shapes
+    all_producers = result.producers
+    new_shapes = LayerShapes.build
     for layer in layers:
-        if layer.name in names:
+        # (This loop runs for every layer of every network loaded; it is
+        # written for speed, checks and all.)
+        name = layer.name
+        index = layer.index
+        bottoms = layer.bottoms
+        tops = layer.tops
+        if name in names:
             problems.append(Problem(
                 "duplicate-layer-name",
-                f"layer name {layer.name!r} is used by two layers (also layer #{names[layer.name]}); "
+                f"layer name {name!r} is used by two layers (also layer #{names[name]}); "
                 "weights are matched by name, so one of them will get the other's",
-                layer.locate("name"), layer.name, fatal=False))
-        names[layer.name] = layer.index
+                layer.locate("name"), name, fatal=False))
+        names[name] = index
 
         in_shapes: list[Shape | None] = []
         prods: list[int] = []
-        for i, bottom in enumerate(layer.bottoms):
+        for i, bottom in enumerate(bottoms):
             if bottom in shapes:
                 in_shapes.append(shapes[bottom])
                 prods.append(producer[bottom])
@@ -113,61 +115,63 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
                 continue
             in_shapes.append(None)
             prods.append(-2)
-            later = [i for i in written_by.get(bottom, ()) if i > layer.index]
+            if written_by is None:
+                written_by = {}
+                for other in layers:
+                    for top in other.tops:
+                        written_by.setdefault(top, []).append(other.index)
+            later = [j for j in written_by.get(bottom, ()) if j > index]
             if later:
                 forward_refs.append((layer, bottom, later[0]))
             else:
                 hint = ""
-                if bottom in layer.tops:
+                if bottom in tops:
                     hint = " (it is written in place by this layer, but nothing produces it first)"
                 problems.append(Problem(
                     "missing-bottom",
-                    f"layer {layer.name!r} reads blob {bottom!r}, which no input or layer produces{hint}",
-                    _field(layer, "bottom", i), layer.name))
+                    f"layer {name!r} reads blob {bottom!r}, which no input or layer produces{hint}",
+                    _field(layer, "bottom", i), name))
 
-        seen_tops: set[str] = set()
-        for i, top in enumerate(layer.tops):
-            if top in seen_tops:
+        n_tops = len(tops)
+        n_bottoms = len(bottoms)
+        for i, top in enumerate(tops):
+            if n_tops > 1 and top in tops[:i]:
                 problems.append(Problem(
-                    "duplicate-top", f"layer {layer.name!r} lists top {top!r} twice",
-                    _field(layer, "top", i), layer.name))
-            seen_tops.add(top)
+                    "duplicate-top", f"layer {name!r} lists top {top!r} twice",
+                    _field(layer, "top", i), name))
             # Caffe's Net::AppendTop: a top is in place only if it is the
             # bottom at the same index; any other existing blob is a conflict.
-            if top in shapes and not (i < len(layer.bottoms) and layer.bottoms[i] == top):
+            if top in shapes and not (i < n_bottoms and bottoms[i] == top):
                 owner = producer[top]
                 by = "an input" if owner == -1 else f"layer {layers[owner].name!r}"
                 problems.append(Problem(
                     "duplicate-top",
-                    f"layer {layer.name!r} writes blob {top!r}, which {by} already produced; "
+                    f"layer {name!r} writes blob {top!r}, which {by} already produced; "
                     "only in-place layers (top == bottom, at the same index) may write a blob twice",
-                    _field(layer, "top", i), layer.name))
+                    _field(layer, "top", i), name))
 
         out_shapes: tuple[Shape | None, ...]
         try:
             out_shapes = infer(layer, in_shapes)
         except ShapeError as err:
-            problems.append(Problem("shape", f"layer {layer.name!r} ({layer.type}): {err}",
-                                    _error_node(layer, err.field), layer.name, fatal=False))
-            out_shapes = (None,) * len(layer.tops)
-        checked = []
+            problems.append(Problem("shape", f"layer {name!r} ({layer.type}): {err}",
+                                    _error_node(layer, err.field), name, fatal=False))
+            out_shapes = (None,) * n_tops
         for i, shape in enumerate(out_shapes):
             if shape is not None:
                 bad = _check_shape(shape)
                 if bad:
                     problems.append(Problem(
                         "too-large",
-                        f"layer {layer.name!r} ({layer.type}) would make top "
-                        f"{layer.tops[i]!r} {bad}", layer.locate("top", i) or layer.node, layer.name))
-                    shape = None
-            checked.append(shape)
-        out_shapes = tuple(checked)
-        for top, shape in zip(layer.tops, out_shapes):
-            shapes[top] = shape
-            producer[top] = layer.index
+                        f"layer {name!r} ({layer.type}) would make top "
+                        f"{tops[i]!r} {bad}", layer.locate("top", i) or layer.node, name))
+                    out_shapes = out_shapes[:i] + (None,) + out_shapes[i + 1:]
+            top = tops[i]
+            shapes[top] = out_shapes[i]
+            producer[top] = index
             available[top] = None
-        result.layer_shapes.append(LayerShapes(tuple(in_shapes), out_shapes))
-        result.producers.append(tuple(prods))
+        layer_shapes.append(new_shapes(tuple(in_shapes), out_shapes))
+        all_producers.append(tuple(prods))
 
     if forward_refs:
         cycle = _find_cycle(layers)
@@ -212,10 +216,9 @@ def _error_node(layer: Layer, field: tuple):
 def _check_shape(shape: Shape) -> str | None:
     if len(shape) > MAX_AXES:
         return f"has {len(shape)} axes (Caffe allows at most {MAX_AXES})"
-    for d in shape:
-        if d < 0:
-            return f"has a negative dimension ({describe(shape)})"
-    n = count(shape)
+    if shape and min(shape) < 0:
+        return f"has a negative dimension ({describe(shape)})"
+    n = math.prod(shape)
     if n > MAX_BLOB_ELEMENTS:
         return (f"{describe(shape)}: {n:.3g} elements, more than Caffe's limit of "
                 f"{MAX_BLOB_ELEMENTS} elements per blob")
@@ -368,7 +371,8 @@ def _scale(pb, shapes, layer):
 def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
     """(kernel, stride, pad, dilation) lists for ``n_spatial`` axes, from a
     ConvolutionParameter, with Caffe's checks."""
-    if cp.HasField("kernel_h") or cp.HasField("kernel_w"):
+    has = cp.HasField
+    if has("kernel_h") or has("kernel_w"):
         if n_spatial != 2:
             raise ShapeError("kernel_h/kernel_w only work for 2-D convolution", (owner, "kernel_h"))
         if len(cp.kernel_size):
@@ -378,8 +382,8 @@ def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
             raise ShapeError("kernel_h and kernel_w must be given together", (owner, "kernel_h"))
         kernel = [cp.kernel_h, cp.kernel_w]
     else:
-        kernel = _per_axis(list(cp.kernel_size), n_spatial, None, "kernel_size", owner)
-    if cp.HasField("stride_h") or cp.HasField("stride_w"):
+        kernel = _per_axis(cp.kernel_size, n_spatial, None, "kernel_size", owner)
+    if has("stride_h") or has("stride_w"):
         if n_spatial != 2:
             raise ShapeError("stride_h/stride_w only work for 2-D convolution", (owner, "stride_h"))
         if len(cp.stride):
@@ -387,34 +391,38 @@ def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
         # As in Caffe, a missing one is 0 (which Caffe then divides by).
         stride = [cp.stride_h, cp.stride_w]
     else:
-        stride = _per_axis(list(cp.stride), n_spatial, 1, "stride", owner)
-    if cp.HasField("pad_h") or cp.HasField("pad_w"):
+        stride = _per_axis(cp.stride, n_spatial, 1, "stride", owner)
+    if has("pad_h") or has("pad_w"):
         if n_spatial != 2:
             raise ShapeError("pad_h/pad_w only work for 2-D convolution", (owner, "pad_h"))
         if len(cp.pad):
             raise ShapeError("give either pad or pad_h/pad_w, not both", (owner, "pad"))
         pad = [cp.pad_h, cp.pad_w]
     else:
-        pad = _per_axis(list(cp.pad), n_spatial, 0, "pad", owner)
-    dilation = _per_axis(list(cp.dilation), n_spatial, 1, "dilation", owner)
-    for name, values, low, fname in (("kernel size", kernel, 1, "kernel_size"),
-                                     ("stride", stride, 1, "stride"),
-                                     ("dilation", dilation, 1, "dilation"), ("pad", pad, 0, "pad")):
-        if any(v < low for v in values):
-            raise ShapeError(f"{name} must be at least {low}, got {values}", (owner, fname))
+        pad = _per_axis(cp.pad, n_spatial, 0, "pad", owner)
+    dilation = _per_axis(cp.dilation, n_spatial, 1, "dilation", owner)
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1 or min(pad) < 0:
+        for name, values, low, fname in (("kernel size", kernel, 1, "kernel_size"),
+                                         ("stride", stride, 1, "stride"),
+                                         ("dilation", dilation, 1, "dilation"), ("pad", pad, 0, "pad")):
+            if any(v < low for v in values):
+                raise ShapeError(f"{name} must be at least {low}, got {values}", (owner, fname))
     return kernel, stride, pad, dilation
 
 
-def _per_axis(values: list[int], n: int, default: int | None, name: str, owner: str) -> list[int]:
-    if not values:
+def _per_axis(values, n: int, default: int | None, name: str, owner: str) -> list[int]:
+    """One value per spatial axis from a repeated field (``len`` and indexing:
+    converting the protobuf container with ``list()`` costs 6x more)."""
+    given = len(values)
+    if given == 1:
+        return [values[0]] * n
+    if not given:
         if default is None:
             raise ShapeError(f"{name} is required", (owner, name))
         return [default] * n
-    if len(values) == 1:
-        return values * n
-    if len(values) != n:
-        raise ShapeError(f"{name} has {len(values)} values for {n} spatial axes", (owner, name))
-    return values
+    if given != n:
+        raise ShapeError(f"{name} has {given} values for {n} spatial axes", (owner, name))
+    return list(values)
 
 
 def _conv_like(pb, shapes, layer, deconv: bool):
