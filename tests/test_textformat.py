@@ -324,3 +324,75 @@ def test_unquote_errors(raw, message):
 def test_quote_round_trips_through_the_parser(value):
     (node,) = parse(f"name: {quote(value)}").fields
     assert unquote(node.value) == value
+
+
+# ---------------------------------------------------------------------------
+# The fast path builds exactly the tree of the full parser
+# ---------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from caffe2ncs.model.textformat import _parse_full, _parse_simple  # noqa: E402
+from conftest import corpus_params  # noqa: E402
+
+
+def _shape(root):
+    return [(n.name, n.start, n.vstart, n.end, n.value, n.children is None) for n in root.walk()]
+
+
+def _agree(text: str) -> bool:
+    """Whether the fast path took ``text``; asserts it then equals the full parse."""
+    simple = _parse_simple(text)
+    if simple is None:
+        return False
+    assert _shape(simple) == _shape(_parse_full(SourceText(text)))
+    return True
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_fast_path_equals_full_parse_on_the_corpus(path):
+    from caffe2ncs.model.source import read_text_file
+
+    text = read_text_file(path)
+    assert _agree(text)  # every corpus file uses only the simple syntax
+
+
+@pytest.mark.parametrize("text, simple", [
+    ('layer {\n  name: "a"\n}\n', True),
+    ("a:{b:1}c:'x'", True),
+    ('a: "x" # c } {\n', True),
+    ("", True),
+    ('a: "x\\"y"', False),  # an escape
+    ('a: "x" "y"', False),  # concatenation
+    ("a < b: 1 >", False),
+    ("a: [1, 2]", False),
+    ("a: 1; b: 2", False),
+    ("a {", False),
+    ("}", False),
+    ("a: 1 @", False),
+    ("a {" * 101 + "}" * 101, False),
+    ("a {" * 100 + "}" * 100, True),
+])
+def test_fast_path_takes_only_the_simple_syntax(text, simple):
+    assert _agree(text) is simple
+
+
+_PIECES = st.sampled_from([
+    "a", "layer", "name", "_x9", ":", " ", "\t", "\n", "\r\n", "{", "}", "<", ">", "[", "]", ",", ";",
+    '"s"', "'t'", '"q\\"q"', '"', "'", "1", "-2.5e3", "-", "#c\n", "# } {\n", "é", "@", "0x1F",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=40))
+def test_fast_path_never_disagrees_with_the_full_parser(pieces):
+    text = "".join(pieces)
+    simple = _parse_simple(text)
+    try:
+        full = _parse_full(SourceText(text))
+    except PrototxtSyntaxError:
+        assert simple is None, f"fast path accepted {text!r}, which is an error"
+        return
+    if simple is not None:
+        assert _shape(simple) == _shape(full)
