@@ -699,3 +699,15 @@ def test_synthetic_weights_are_seeded_read_only_float32():
     assert all(np.array_equal(a, b) for a, b in zip(weights["c"], again["c"]))
     zeros = synthesize(net)
     assert not zeros["c"][0].any()
+
+
+def test_file_with_bom_crlf_and_no_final_newline(tmp_path):
+    path = tmp_path / "bom.prototxt"
+    path.write_bytes(b'\xef\xbb\xbfname: "b"\r\ninput: "data"\r\ninput_shape { dim: 1 dim: 2 }\r\n'
+                     b'layer {\r\n\tname: "r"\r\n\ttype: "ReLU"\r\n\tbottom: "data"\r\n\ttop: "r"\r\n}')
+    net = load(path)
+    assert net.name == "b"
+    assert net.position(net.inputs[0].node) == (2, 1)  # the BOM takes no column
+    assert net.position(net.layers[0].locate("type")) == (6, 2)
+    assert net.source.line_text(6) == '\ttype: "ReLU"'
+    assert net.blob_shapes["r"] == (1, 2)
