@@ -525,7 +525,8 @@ class LrnParams:
 @dataclass(frozen=True)
 class OffsetParams:
     """CROP / RESHAPE: offsets along x, y, z (2.x inline; 1.x CROP stores
-    ``uint32[off_y, off_x, off_z]`` op params)."""
+    ``uint32[off_x, off_y, off_z]`` op params).  NCSDK 2.05 writes a RESHAPE's
+    output dims (x, y, z) in these fields."""
 
     offset_x: int = 0
     offset_y: int = 0
