@@ -834,10 +834,11 @@ def layout_work_buffers(graph: Graph, first_offset: int = 0) -> Graph:
     ``strideY/strideX``, channels ``strideX/2`` -- the whole buffer for an
     implicit concat -- and as many rows as its references reach: ``dims.y``
     of one writer, the sum of the parts of an implicit concat along the
-    height) and placed right after the previous one.  A reference's ``offset`` is taken as relative to the
-    smallest offset used with its ``work_index`` (so a lowering pass can give
-    channel offsets only, e.g. ``2*channel`` for the second concat branch), and
-    becomes the buffer's address plus that relative offset.
+    height) and placed right after the previous one.  A reference's
+    ``offset`` is taken as relative to the smallest offset used with its
+    ``work_index`` (so a lowering pass can give channel offsets only, e.g.
+    ``2*channel`` for the second concat branch), and becomes the buffer's
+    address plus that relative offset.
     """
     refs: dict[int, list[tuple[str, BufferRef]]] = {}
     for stage in graph.stages:
