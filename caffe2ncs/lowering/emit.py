@@ -23,6 +23,7 @@ import os
 from collections.abc import Sequence
 
 from .graphfile import convert
+from .graphfile.convert import _canonical
 from .graphfile.binary import ByteWriter, GraphTargetError, text_field
 from .ir import (
     BufferRef,
@@ -92,7 +93,21 @@ def to_graph(specs: Sequence[Spec], target: GraphFormat, name: str,
             op_params=op_params, post_op=spec.post,
             ncsdk1_window=spec.window1 if target is GraphFormat.NCSDK1 else None))
     stages = _force_im2col(stages)
-    return Graph(tuple(stages), tuple(constants), target, name, shaves)
+    return conventions(Graph(tuple(stages), tuple(constants), target, name, shaves))
+
+
+def conventions(graph: Graph) -> Graph:
+    """``graph`` with its format's conventions applied
+    (:func:`~caffe2ncs.lowering.graphfile.convert`: 1.x op-params constants,
+    one storage order per 1.x stage, 2.05's orphan dilation constant and taps /
+    bias storage orders), keeping the stage names a 2.x file does not store;
+    the constants are named ``<stage>/<slot>`` as the readers name them."""
+    converted = convert(graph, graph.format)
+    if graph.format is GraphFormat.NCSDK2:
+        stages = tuple(dataclasses.replace(new, name=old.name)
+                       for old, new in zip(graph.stages, converted.stages, strict=True))
+        converted = _canonical(converted.replace(stages=stages, name=graph.name))
+    return converted
 
 
 def _force_im2col(stages: list[Stage]) -> list[Stage]:

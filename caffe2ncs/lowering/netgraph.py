@@ -202,6 +202,11 @@ def build(net: Net, output: str | None = None, any_batch: bool = False) -> NetGr
                 continue  # the argmax mask of a max pooling; nothing may read it (checked below)
             if layer.type == "DetectionOutput":
                 shape = _detection_output_shape(layer)
+            if shape is None:
+                why = [p.message for p in net.problems if p.layer == layer.name]
+                raise UnsupportedNetworkError(
+                    f"layer {layer.name!r} ({layer.type}): the shape of its top {top!r} is "
+                    f"unknown{': ' + why[0] if why else ''}")
             value = Value(top, device_shape(shape, f"layer {layer.name!r} ({layer.type}) top "
                                                    f"{top!r}", any_batch), node)
             node.outputs.append(value)

@@ -90,7 +90,8 @@ class Weights:
         flat = np.asarray(array, dtype=np.float64).reshape(-1)
         if flat.size != count:
             raise ValueError(f"{name}: {flat.size} values for {count}")
-        buf[:count] = flat
+        with np.errstate(over="ignore"):
+            buf[:count] = flat
         self._check(name, buf[:count])
         return Constant(name, buf.tobytes(), "float16")
 
@@ -114,8 +115,9 @@ class Weights:
         # Copy one output channel block at a time: the transposing cast then reads
         # the (usually memory-mapped) float32 source in order.
         step = max(1, (1 << 22) // max(1, c * kh * kw))
-        for k0 in range(0, k, step):
-            dest[:, :, :, k0:k0 + step] = np.transpose(kchw[k0:k0 + step], (2, 3, 1, 0))
+        with np.errstate(over="ignore"):
+            for k0 in range(0, k, step):
+                dest[:, :, :, k0:k0 + step] = np.transpose(kchw[k0:k0 + step], (2, 3, 1, 0))
         self._check(name, buf[:n])
         self.converted(4 * n)
         return Constant(name, buf.tobytes(), "float16")
