@@ -337,8 +337,8 @@ def test_slice_tops_are_channel_views_with_copies_where_the_sdk_inserts_them() -
 
 
 def test_deconvolution_weights_are_swapped_and_rotated() -> None:
-    body = f"""layer {{ name: "up" type: "Deconvolution" bottom: "data" top: "up"
-  convolution_param {{ num_output: 5 kernel_size: 4 stride: 2 pad: 1 }} }}"""
+    body = """layer { name: "up" type: "Deconvolution" bottom: "data" top: "up"
+  convolution_param { num_output: 5 kernel_size: 4 stride: 2 pad: 1 } }"""
     w = rand(3, 5, 4, 4)  # Caffe: (C_in, K, kh, kw)
     g = lower(net(body), weights={"up": (w, rand(5))})
     st = g.stages[0]
@@ -446,8 +446,10 @@ def test_activation_of_a_value_read_elsewhere_computes_the_producer_twice() -> N
         ("a", Op.CONVOLUTION, Op.BIAS), ("b", Op.CONVOLUTION, Op.BIAS),
         ("sum", Op.ELTWISE_SUM, Op.NONE), ("relu", Op.ELTWISE_SUM, Op.RELU),
         ("c", Op.CONVOLUTION, Op.BIAS), ("out", Op.ELTWISE_SUM, Op.NONE)]
-    s, r, c = g.stages[2], g.stages[3], g.stages[4]
+    s, r, c, out = g.stages[2:]
     assert c.input.work_index == s.output.work_index  # c reads the value before the ReLU
+    assert out.input.work_index == r.output.work_index  # 'out' reads the activated one
+    assert (r.input.work_index, r.taps.work_index) == (s.input.work_index, s.taps.work_index)
     assert low.stage_layers[3] == ("relu", "sum")
 
 

@@ -23,8 +23,8 @@ import os
 from collections.abc import Sequence
 
 from .graphfile import convert
-from .graphfile.convert import _canonical
 from .graphfile.binary import ByteWriter, GraphTargetError, text_field
+from .graphfile.convert import _canonical
 from .ir import (
     BufferRef,
     Constant,
