@@ -38,10 +38,6 @@ class Weights:
         self.overflow: list[str] = []
         self._progress = progress
 
-    def total_bytes(self) -> int:
-        """Bytes of float32 weights the network's source holds (for progress)."""
-        return sum(int(a.nbytes) for blobs in self.source.values() for a in blobs)
-
     def blobs(self, layer: Layer) -> list[np.ndarray | None]:
         """The layer's blobs in Caffe's order; ``None`` for each blob it lacks
         (read as zeros).  The list has one entry per blob Caffe gives the layer."""
@@ -118,8 +114,8 @@ class Weights:
         with np.errstate(over="ignore"):
             for k0 in range(0, k, step):
                 dest[:, :, :, k0:k0 + step] = np.transpose(kchw[k0:k0 + step], (2, 3, 1, 0))
+                self.converted(4 * c * kh * kw * min(step, k - k0))
         self._check(name, buf[:n])
-        self.converted(4 * n)
         return Constant(name, buf.tobytes(), "float16")
 
     def _check(self, name: str, values: np.ndarray) -> None:
