@@ -347,6 +347,21 @@ def test_deconvolution_weights_are_swapped_and_rotated() -> None:
     want = np.swapaxes(w, 0, 1)[:, :, ::-1, ::-1]  # (K, C, kh, kw), rotated 180 degrees
     np.testing.assert_array_equal(taps_hwck(g, st), f16(want.transpose(2, 3, 1, 0)))
     assert g.constant(st.taps.constant).size == 16 * 3 * 5 * 2 + 32  # no K reservation
+    # Semantics: Caffe scatters each input pixel through the kernel; with the stored
+    # taps that is zero-insertion by the stride, padding kernel-1-pad, then a
+    # stride-1 correlation - what the firmware's deconvolution is expected to do.
+    x = rand(3, 8, 8).astype(np.float64)
+    wd = w.astype(np.float64)
+    full = np.zeros((5, 7 * 2 + 4, 7 * 2 + 4))
+    for y in range(8):
+        for xx in range(8):
+            full[:, 2 * y:2 * y + 4, 2 * xx:2 * xx + 4] += np.einsum("c,ckij->kij", x[:, y, xx],
+                                                                      wd)
+    caffe = full[:, 1:1 + 16, 1:1 + 16]  # crop the pad
+    up = np.zeros((15, 15, 3))
+    up[::2, ::2, :] = x.transpose(1, 2, 0)
+    device = hwc_conv(up, taps_hwck(g, st), None, pad=4 - 1 - 1)
+    np.testing.assert_allclose(device.transpose(2, 0, 1), caffe, atol=1e-2)
 
 
 def test_lrn_across_and_within_channels() -> None:
