@@ -188,6 +188,14 @@ def test_fc_after_a_vector_and_transposed_weights() -> None:
     assert tuple(fc1.input.dims) == (1, 1, 12) and fc1.input.location is Location.INPUT
 
 
+def test_fc_reading_the_network_input_keeps_its_size() -> None:
+    body = layer("fc", "InnerProduct", "data", params="inner_product_param { num_output: 4 }")
+    g = lower(net(body, shape=(1, 3, 4, 4)))
+    assert tuple(g.stages[0].input.dims) == (1, 1, 48) and g.input.elements == 48
+    data = write_graph(g, "ncsdk2")
+    assert int.from_bytes(data[66:70], "little") == 48  # size_of_input
+
+
 def test_1x1_convolution_on_a_1x1_input_becomes_fully_connected() -> None:
     body = conv("c", "data", n=7, k=1)
     g = lower(net(body, shape=(1, 16, 1, 1)))

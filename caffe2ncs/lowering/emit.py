@@ -60,8 +60,13 @@ def to_graph(specs: Sequence[Spec], target: GraphFormat, name: str,
         dims = (value.w, value.h, c)
         strides = home.strides
         if act.flat:
+            # (1, 1, H*W*C) with NCSDK 2.05's strides (strideX of the source, 2N, 2);
+            # reading the network input itself, the plain vector strides, because
+            # the input's size is read from the first reference to it (strideX/2
+            # channels, as libmvnc reads the output's).
             n = value.w * value.h * c
-            dims, strides = (1, 1, n), (strides[0], 2 * n, 2)
+            sx = 2 * n if home.kind == "input" else strides[0]
+            dims, strides = (1, 1, n), (sx, 2 * n, 2)
         offset = loc.byte_offset(act.c_off)
         if home.kind == "input":
             return BufferRef.input(dims, strides, offset)
