@@ -387,6 +387,9 @@ def test_lrn_across_and_within_channels() -> None:
                                     if target == "ncsdk1" else None)
     body = layer("n1", "LRN", "data", params="lrn_param { local_size: 3 norm_region: "
                                              "WITHIN_CHANNEL }")
+    for target in ("ncsdk1", "ncsdk2"):
+        g = lower(net(body), target=target)
+        assert read_graph(write_graph(g, target)) == convert(g, target)
     low = lower_network(net(body))
     assert [(s.name, s.op) for s in low.graph.stages] == [
         ("n1_Square", Op.SQUARE), ("n1_AvgPool", Op.AVERAGE_POOLING),
