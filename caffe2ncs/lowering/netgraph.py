@@ -151,11 +151,19 @@ def build(net: Net, output: str | None = None, any_batch: bool = False) -> NetGr
     unsupported = [layer for layer in net.layers
                    if layer.index in needed and layer.type not in LOWERED_TYPES]
     if unsupported:
-        listed = ", ".join(f"{layer.name!r} ({layer.type})" for layer in unsupported)
+        from ..sdk import WORKAROUNDS
+
+        shown = unsupported[:8]
+        listed = ", ".join(f"{layer.name!r} ({layer.type})" for layer in shown)
+        if len(unsupported) > len(shown):
+            listed += f" and {len(unsupported) - len(shown)} more"
+        hints = "".join(f"; {t}: {WORKAROUNDS[t]}"
+                        for t in dict.fromkeys(layer.type for layer in unsupported)
+                        if t in WORKAROUNDS)
         raise UnsupportedNetworkError(
             f"cannot lower {len(unsupported)} layer{'s' if len(unsupported) > 1 else ''}: "
             f"{listed}; the NCSDK has no operation for "
-            f"{'them' if len(unsupported) > 1 else 'it'} (see `caffe2ncs check`)")
+            f"{'them' if len(unsupported) > 1 else 'it'}{hints}")
 
     values: dict[tuple[int, str], Value] = {}
     graph_input: Value | None = None
