@@ -119,7 +119,7 @@ def test_convolution_by_hand():
     ("kernel_size: 1", (1, 1), (1, 1), (0, 0), (1, 1), 1),
     ("kernel_size: 1 stride: 2", (1, 1), (2, 2), (0, 0), (1, 1), 1),
 ])
-@pytest.mark.parametrize("type_", ["Convolution", "ConvolutionDepthwise"])
+@pytest.mark.parametrize("type_", ["Convolution", "DepthwiseConvolution"])
 def test_convolution_matches_its_definition(params, kernel, stride, pad, dilation, group, type_):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 4, 7, 6)).astype(np.float32)
@@ -133,6 +133,25 @@ def test_convolution_matches_its_definition(params, kernel, stride, pad, dilatio
               dtype=np.float64)
     assert y64.dtype == np.float64
     np.testing.assert_allclose(y64, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("params", ["num_output: 4 kernel_size: 3 pad: 1 stride: 2",
+                                    "num_output: 4 kernel_size: 3 pad: 2 dilation: 2 group: 4"])
+def test_convolution_depthwise_fork_is_always_depthwise(params):
+    # conv_dw_layer.cpp: one filter per input channel whatever group says
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 4, 6, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    y = one("ConvolutionDepthwise", x, f"convolution_param {{ {params} }}", [w, b])
+    stride = (2, 2) if "stride: 2" in params else (1, 1)
+    dilation = (2, 2) if "dilation" in params else (1, 1)
+    pad = (2, 2) if "pad: 2" in params else (1, 1)
+    np.testing.assert_allclose(y, conv_naive(x, w, b, stride, pad, dilation, 4), rtol=1e-5,
+                               atol=1e-5)
+    with pytest.raises(NetGraphError, match="one filter per input channel"):
+        one("ConvolutionDepthwise", x, f"convolution_param {{ {params} }}",
+            [np.ones((4, 4, 3, 3)), b])
 
 
 def test_convolution_without_bias_and_in_bands(monkeypatch):

@@ -2,7 +2,7 @@
 
 For every corpus network, a caffemodel of seeded random weights
 (``synthesize(net, WEIGHT_SEED)``, BatchNorm statistics calibrated on the
-test batch, see :func:`caffemodel`; written once per session into a
+test batch, see :func:`oracle_model`; written once per session into a
 temporary directory with ``save_caffemodel``) and a seeded input drawn uniformly from [-1, 1)
 (batch size capped at ``MAX_BATCH`` to keep the suite fast; both sides get the
 same input) go through our :func:`run` and through
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -72,31 +73,59 @@ def _single_threaded_opencv():
     cv2.setNumThreads(before)
 
 
-_CAFFEMODELS: dict[str, Path] = {}
+_MODELS: dict[str, tuple[Path, dict]] = {}
 
 
-def caffemodel(prototxt: Path, model_dir: Path) -> Path:
-    """A caffemodel of seeded random weights for ``prototxt`` (once per session):
-    ``synthesize(net, WEIGHT_SEED)``, with each BatchNorm's variance then set to
-    the mean square of its actual input on the test batch (one value for all
-    channels), and its means scaled to match (data-dependent initialisation:
-    activations stay O(1), as in a trained network).  Without that, random
-    residual networks' activations grow block after block (to 1e12 in
-    ResNet-152), every softmax and sigmoid saturates (SSD scores tie at 1.0,
-    probabilities are one-hot) and the comparison says little; SE-ResNet's
-    gates then even amplify float32 rounding past 1e-4 in both implementations
-    alike."""
+def oracle_model(prototxt: Path, model_dir: Path) -> tuple[Path, dict]:
+    """Seeded random weights for ``prototxt`` and a caffemodel holding them (made
+    once per session).  They are ``synthesize(net, WEIGHT_SEED)``, with each
+    BatchNorm's variance then set to the mean square of its actual input on
+    the test batch (one value for all channels), and its means scaled to match
+    (data-dependent initialisation: activations stay O(1), as in a trained
+    network).  Without that, random residual networks' activations grow block
+    after block (to 1e12 in ResNet-152), every softmax and sigmoid saturates
+    (SSD scores tie at 1.0, probabilities are one-hot) and the comparison says
+    little; SE-ResNet's gates then even amplify float32 rounding past 1e-4 in
+    both implementations alike.
+
+    Our side is given the weights themselves (``run(net, inputs, weights)``),
+    OpenCV the caffemodel: ``load`` would refuse ConvolutionDepthwise weights
+    of the fork's shape (see :func:`depthwise_fork_weights`)."""
     key = str(prototxt)
-    if key not in _CAFFEMODELS:
+    if key not in _MODELS:
         net = load(prototxt)
+        weights = calibrated_weights(net, make_inputs(net))
         out = model_dir / (prototxt.stem + ".caffemodel")
-        save_caffemodel(net, out, weights=calibrated_weights(net, make_inputs(net)))
-        _CAFFEMODELS[key] = out
-    return _CAFFEMODELS[key]
+        save_caffemodel(net, out, weights=weights)
+        _MODELS[key] = out, weights
+    return _MODELS[key]
+
+
+def depthwise_fork_weights(net, weights: dict) -> dict:
+    """The ConvolutionDepthwise fork layer always has (C, 1, kh, kw) weights
+    (one filter per input channel, whatever ``group`` says); ``synthesize``
+    sizes them from ``group`` like a Convolution's, which for the corpus
+    networks that leave ``group`` out is a full (C, C, kh, kw) convolution.
+    Draw them the fork's shape (He-normal, fan-in kh*kw); OpenCV infers the
+    groups from the weights' shape, as the fork does."""
+    for layer in net.layers:
+        if layer.type != "ConvolutionDepthwise" or layer.name not in weights:
+            continue
+        c = net.layer_shapes[layer.index].inputs[0][1]
+        blobs = list(weights[layer.name])
+        kh, kw = blobs[0].shape[2:]
+        if blobs[0].shape[:2] == (c, 1):
+            continue
+        rng = np.random.default_rng([WEIGHT_SEED, zlib.crc32(layer.name.encode())])
+        blobs[0] = rng.normal(0, np.sqrt(2 / (kh * kw)), (c, 1, kh, kw)).astype(np.float32)
+        if len(blobs) > 1:
+            blobs[1] = rng.uniform(-0.1, 0.1, c).astype(np.float32)
+        weights[layer.name] = tuple(blobs)
+    return weights
 
 
 def calibrated_weights(net, inputs: dict[str, np.ndarray]) -> dict:
-    weights = dict(synthesize(net, WEIGHT_SEED))
+    weights = depthwise_fork_weights(net, dict(synthesize(net, WEIGHT_SEED)))
     supported = supported_types()
     if not any(layer.type == "BatchNorm" for layer in net.layers):
         return weights
@@ -317,8 +346,8 @@ def _detection_on_opencv_inputs(net, layer, cv_inputs: dict[str, np.ndarray]) ->
 
 @pytest.mark.parametrize("prototxt", corpus_params())
 def test_matches_opencv(prototxt: Path, model_dir: Path, record_property):
-    model = caffemodel(prototxt, model_dir)
-    net = load(prototxt, model)
+    model, weights = oracle_model(prototxt, model_dir)
+    net = load(prototxt)
     inputs = make_inputs(net)
     report: list[str] = []
 
@@ -330,7 +359,7 @@ def test_matches_opencv(prototxt: Path, model_dir: Path, record_property):
     assert expected, "OpenCV names none of the blobs to compare"
 
     ours_net = _as_opencv_reads_it(net, report)
-    ours = run(ours_net, inputs, outputs=list(expected))
+    ours = run(ours_net, inputs, weights, outputs=list(expected))
     for blob, cv_value in expected.items():
         assert_close(blob, ours[blob], cv_value, report)
     missing = [b for b in blobs if b not in expected]
@@ -345,7 +374,7 @@ def test_matches_opencv(prototxt: Path, model_dir: Path, record_property):
         cv_inputs = {b: expected[b].reshape(ours[b].shape) for b in layer.bottoms}
         alone = _detection_on_opencv_inputs(net, layer, cv_inputs)
         _check_detections(alone, cv_det, f"{out} (on OpenCV's inputs)", report)
-        mine = run(ours_net, inputs, outputs=[out])[out]
+        mine = run(ours_net, inputs, weights, outputs=[out])[out]
         _check_detections(mine, cv_det, f"{out} (end to end)", report)
 
     record_property("reference_vs_opencv", "; ".join(report))

@@ -20,7 +20,7 @@ from ...model.shapes import ShapeError, conv_geometry
 from ._registry import Call, op
 
 
-def _conv_params(call: Call):
+def _conv_params(call: Call, depthwise: bool = False):
     cp = call.pb.convolution_param
     x = call.x
     if x.ndim != 4:
@@ -33,8 +33,8 @@ def _conv_params(call: Call):
         kernel, stride, pad, dilation = conv_geometry(cp, 2)
     except ShapeError as err:
         raise call.invalid(str(err)) from None
-    group = cp.group
-    if group < 1 or x.shape[1] % group or cp.num_output % group:
+    group = x.shape[1] if depthwise else cp.group
+    if not depthwise and (group < 1 or x.shape[1] % group or cp.num_output % group):
         raise call.invalid(f"group {group} must divide the input channels ({x.shape[1]}) "
                            f"and num_output ({cp.num_output})")
     for other in call.bottoms[1:]:
@@ -45,12 +45,31 @@ def _conv_params(call: Call):
     return cp, tuple(kernel), tuple(stride), tuple(pad), tuple(dilation), group, weights, bias
 
 
-@op("Convolution", "ConvolutionDepthwise", "DepthwiseConvolution")
+@op("Convolution", "DepthwiseConvolution")
 def convolution(call: Call):
+    """Caffe's Convolution; also the DepthwiseConvolution fork layer, which is a
+    ConvolutionLayer (its ``group`` says how many groups there are)."""
     cp, kernel, stride, pad, dilation, group, weights, bias = _conv_params(call)
     want = (cp.num_output, call.x.shape[1] // group, *kernel)
     if weights.shape != want:
         raise call.invalid(f"weights are {weights.shape}, the layer needs {want}")
+    return [conv2d(x, weights, bias, stride, pad, dilation, group, call) for x in call.bottoms]
+
+
+@op("ConvolutionDepthwise")
+def convolution_depthwise(call: Call):
+    """The ConvolutionDepthwise fork layer (``conv_dw_layer.cpp``): always one
+    filter per input channel, C in, C out, weights (C, 1, kh, kw) and a bias
+    of C, whatever ``num_output`` and ``group`` say (networks often leave
+    ``group`` out)."""
+    cp, kernel, stride, pad, dilation, group, weights, bias = _conv_params(call, depthwise=True)
+    c = call.x.shape[1]
+    want = (c, 1, *kernel)
+    if weights.shape != want:
+        raise call.invalid(f"weights are {weights.shape}; ConvolutionDepthwise always has one "
+                           f"filter per input channel: {want}")
+    if bias is not None and bias.size != c:
+        raise call.invalid(f"{bias.size} biases for {c} channels")
     return [conv2d(x, weights, bias, stride, pad, dilation, group, call) for x in call.bottoms]
 
 
