@@ -23,7 +23,9 @@ What is compared:
   prototxt truncated to the layers they depend on (cut from the original text,
   so fork-specific fields survive).
 
-Networks OpenCV refuses are skipped with OpenCV's message as the reason.
+Networks OpenCV refuses are skipped with OpenCV's message as the reason.  Single
+layers the corpus does not exercise (ELU, MVN, Interp, rectangular dilated
+grouped convolutions, ...) are compared one by one in ``test_layer_matches_opencv``.
 """
 
 from __future__ import annotations
@@ -460,3 +462,136 @@ def test_axpy_differs_from_opencv(tmp_path):
     for name, value in (("a", a), ("x", x), ("y", y)):
         cvnet.setInput(value, name)
     np.testing.assert_allclose(cvnet.forward("axpy").reshape(ours.shape), a * y + x, rtol=1e-6)
+
+
+# -- single layers the corpus does not exercise ------------------------------------------
+
+def _zoo(name, body, shapes, weights=None):
+    return pytest.param(body, shapes, weights, id=name)
+
+
+_X = {"x": (2, 4, 7, 9)}
+ZOO = [
+    _zoo("elu", 'layer { name: "y" type: "ELU" bottom: "x" top: "y" elu_param { alpha: 0.5 } }',
+         _X),
+    _zoo("prelu", 'layer { name: "y" type: "PReLU" bottom: "x" top: "y" }', _X,
+         {"y": ([0.1, -0.2, 0.3, 2.0],)}),
+    _zoo("tanh", 'layer { name: "y" type: "TanH" bottom: "x" top: "y" }', _X),
+    _zoo("absval", 'layer { name: "y" type: "AbsVal" bottom: "x" top: "y" }', _X),
+    _zoo("bnll", 'layer { name: "y" type: "BNLL" bottom: "x" top: "y" }', _X),
+    _zoo("power", 'layer { name: "y" type: "Power" bottom: "x" top: "y" '
+         'power_param { power: 2 scale: 0.5 shift: 1 } }', _X),
+    _zoo("exp", 'layer { name: "y" type: "Exp" bottom: "x" top: "y" '
+         'exp_param { base: 2 scale: 0.5 shift: 0.25 } }', _X),
+    _zoo("threshold", 'layer { name: "y" type: "Threshold" bottom: "x" top: "y" '
+         'threshold_param { threshold: 0.1 } }', _X),
+    _zoo("clip", 'layer { name: "y" type: "Clip" bottom: "x" top: "y" '
+         'clip_param { min: -0.3 max: 0.6 } }', _X),
+    _zoo("swish", 'layer { name: "y" type: "Swish" bottom: "x" top: "y" }', _X),
+    _zoo("mvn", 'layer { name: "y" type: "MVN" bottom: "x" top: "y" }', _X),
+    _zoo("mvn-across", 'layer { name: "y" type: "MVN" bottom: "x" top: "y" '
+         'mvn_param { across_channels: true } }', _X),
+    _zoo("mvn-mean-only", 'layer { name: "y" type: "MVN" bottom: "x" top: "y" '
+         'mvn_param { normalize_variance: false } }', _X),
+    # k stays 1: OpenCV ignores it (test_lrn_k_is_ignored_by_opencv)
+    _zoo("lrn-across", 'layer { name: "y" type: "LRN" bottom: "x" top: "y" '
+         'lrn_param { local_size: 3 alpha: 2 beta: 0.6 } }', _X),
+    _zoo("lrn-within", 'layer { name: "y" type: "LRN" bottom: "x" top: "y" '
+         'lrn_param { local_size: 5 alpha: 3 beta: 0.75 norm_region: WITHIN_CHANNEL } }', _X),
+    _zoo("ave-pool-pad-ceil", 'layer { name: "y" type: "Pooling" bottom: "x" top: "y" '
+         'pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }', _X),
+    _zoo("ave-pool-overhang", 'layer { name: "y" type: "Pooling" bottom: "x" top: "y" '
+         'pooling_param { pool: AVE kernel_h: 2 kernel_w: 4 stride_h: 2 stride_w: 3 } }', _X),
+    _zoo("max-pool-pad", 'layer { name: "y" type: "Pooling" bottom: "x" top: "y" '
+         'pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }', _X),
+    _zoo("conv-rect-dilated-groups", 'layer { name: "y" type: "Convolution" bottom: "x" '
+         'top: "y" convolution_param { num_output: 6 kernel_h: 3 kernel_w: 2 stride_h: 2 '
+         'stride_w: 1 pad_h: 0 pad_w: 1 dilation: 2 group: 2 } }', _X),
+    _zoo("deconv-groups", 'layer { name: "y" type: "Deconvolution" bottom: "x" top: "y" '
+         'convolution_param { num_output: 6 kernel_size: 3 stride: 2 pad: 1 group: 2 } }', _X),
+    _zoo("inner-product-axis", 'layer { name: "y" type: "InnerProduct" bottom: "x" top: "y" '
+         'inner_product_param { num_output: 5 axis: 2 } }', _X),
+    _zoo("eltwise-prod-max-coeff",
+         'layer { name: "p" type: "Eltwise" bottom: "x" bottom: "z" top: "p" '
+         'eltwise_param { operation: PROD } }\n'
+         'layer { name: "m" type: "Eltwise" bottom: "p" bottom: "z" top: "m" '
+         'eltwise_param { operation: MAX } }\n'
+         'layer { name: "y" type: "Eltwise" bottom: "m" bottom: "x" top: "y" '
+         'eltwise_param { coeff: 0.5 coeff: -2 } }', {"x": (2, 4, 7, 9), "z": (2, 4, 7, 9)}),
+    _zoo("slice-concat",
+         'layer { name: "s" type: "Slice" bottom: "x" top: "a" top: "b" top: "c" '
+         'slice_param { axis: 3 slice_point: 2 slice_point: 7 } }\n'
+         'layer { name: "y" type: "Concat" bottom: "c" bottom: "a" bottom: "b" top: "y" '
+         'concat_param { axis: 3 } }', _X),
+    _zoo("crop", 'layer { name: "y" type: "Crop" bottom: "x" bottom: "r" top: "y" '
+         'crop_param { axis: 2 offset: 1 offset: 3 } }', {"x": (2, 4, 7, 9), "r": (1, 1, 5, 4)}),
+    _zoo("permute-flatten", 'layer { name: "p" type: "Permute" bottom: "x" top: "p" '
+         'permute_param { order: 0 order: 3 order: 1 order: 2 } }\n'
+         'layer { name: "y" type: "Flatten" bottom: "p" top: "y" flatten_param { axis: 2 } }',
+         _X),
+    _zoo("reshape-softmax", 'layer { name: "r" type: "Reshape" bottom: "x" top: "r" '
+         'reshape_param { shape { dim: 0 dim: -1 dim: 3 } } }\n'
+         'layer { name: "y" type: "Softmax" bottom: "r" top: "y" softmax_param { axis: 1 } }',
+         _X),
+    _zoo("scale-two-bottoms", 'layer { name: "y" type: "Scale" bottom: "x" bottom: "s" '
+         'top: "y" scale_param { axis: 0 } }', {"x": (2, 4, 7, 9), "s": (2, 4)}),
+    _zoo("batch-norm-scale-factor", 'layer { name: "y" type: "BatchNorm" bottom: "x" top: "y" '
+         'batch_norm_param { eps: 0.001 } }', _X,
+         {"y": ([0.2, -0.4, 0.6, 0.0], [1.0, 0.5, 2.0, 4.0], [2.0])}),
+    _zoo("normalize-per-position", 'layer { name: "y" type: "Normalize" bottom: "x" top: "y" '
+         'norm_param { across_spatial: false channel_shared: false } }', _X),
+    _zoo("interp-zoom", 'layer { name: "y" type: "Interp" bottom: "x" top: "y" '
+         'interp_param { zoom_factor: 3 } }', _X),
+    _zoo("interp-size", 'layer { name: "y" type: "Interp" bottom: "x" top: "y" '
+         'interp_param { height: 4 width: 13 } }', _X),
+    _zoo("shuffle-channel", 'layer { name: "y" type: "ShuffleChannel" bottom: "x" top: "y" '
+         'shuffle_channel_param { group: 2 } }', _X),
+    _zoo("tile", 'layer { name: "y" type: "Tile" bottom: "x" top: "y" '
+         'tile_param { axis: 2 tiles: 3 } }', _X),
+    _zoo("reduction", 'layer { name: "y" type: "Reduction" bottom: "x" top: "y" '
+         'reduction_param { operation: SUMSQ axis: 2 coeff: 0.5 } }', _X),
+    _zoo("argmax", 'layer { name: "y" type: "ArgMax" bottom: "x" top: "y" '
+         'argmax_param { axis: 1 } }', _X),
+]
+
+
+@pytest.mark.parametrize("body, shapes, given", ZOO)
+def test_layer_matches_opencv(body: str, shapes: dict, given, tmp_path, record_property):
+    head = "".join(f'input: "{n}" input_shape {{ {" ".join(f"dim: {d}" for d in s)} }}\n'
+                   for n, s in shapes.items())
+    prototxt = tmp_path / "layer.prototxt"
+    prototxt.write_text(head + body + "\n")
+    net = load(prototxt)
+    if given is None:
+        weights = synthesize(net, WEIGHT_SEED)
+    else:
+        weights = {k: tuple(np.asarray(a, np.float32) for a in v) for k, v in given.items()}
+    model = tmp_path / "layer.caffemodel"
+    save_caffemodel(net, model, weights=weights)
+    rng = np.random.default_rng(INPUT_SEED)
+    inputs = {n: rng.uniform(-1, 1, s).astype(np.float32) for n, s in shapes.items()}
+    out = net.outputs[-1]
+    expected = opencv_forward(prototxt, model, inputs, net, [out])
+    ours = run(net, inputs, weights, outputs=[out])
+    report: list[str] = []
+    assert_close(out, ours[out], expected[out], report)
+    record_property("reference_vs_opencv", "; ".join(report))
+
+
+def test_lrn_k_is_ignored_by_opencv(tmp_path):
+    """Pin the other known difference: OpenCV's LRN takes Caffe's ``k`` as 1 (it
+    reads a ``bias`` parameter instead); the reference uses ``k`` as Caffe does."""
+    def lrn(k):
+        prototxt = tmp_path / f"lrn{k}.prototxt"
+        prototxt.write_text('input: "x" input_shape { dim: 1 dim: 3 dim: 1 dim: 1 }\n'
+                            'layer { name: "y" type: "LRN" bottom: "x" top: "y" '
+                            f'lrn_param {{ local_size: 3 alpha: 3 beta: 1 k: {k} }} }}\n')
+        return prototxt
+    x = np.array([1, 2, 3], np.float32).reshape(1, 3, 1, 1)
+    ours = run(load(lrn(2)), {"x": x})["y"]
+    np.testing.assert_allclose(ours.ravel(), [1 / (2 + 5), 2 / (2 + 14), 3 / (2 + 13)],
+                               rtol=1e-6)
+    cvnet = cv2.dnn.readNetFromCaffe(str(lrn(2)))
+    cvnet.setInput(x)
+    np.testing.assert_allclose(cvnet.forward().ravel(), run(load(lrn(1)), {"x": x})["y"].ravel(),
+                               rtol=1e-6)
