@@ -842,3 +842,41 @@ def test_layers_do_not_modify_their_inputs():
     out = forward(body, {"x": x})
     np.testing.assert_array_equal(x, keep)
     np.testing.assert_array_equal(out["s"], [[[[0, 4], [6, 0]]]])
+
+
+def test_nms_matches_caffes_loop():
+    """ApplyNMSFast as written in bbox_util.cpp, against our vectorised NMS."""
+    from caffe2ncs.runtime.reference.ssd import nms
+
+    def jaccard(a, b):
+        if b[0] > a[2] or b[2] < a[0] or b[1] > a[3] or b[3] < a[1]:
+            return 0.0
+        w = min(a[2], b[2]) - max(a[0], b[0])
+        h = min(a[3], b[3]) - max(a[1], b[1])
+        if w <= 0 or h <= 0:
+            return 0.0
+        size = [(x[2] - x[0]) * (x[3] - x[1]) if x[2] >= x[0] and x[3] >= x[1] else 0
+                for x in (a, b)]
+        return w * h / (size[0] + size[1] - w * h)
+
+    def caffe(boxes, scores, threshold, nms_threshold, eta, top_k):
+        order = sorted((i for i in range(len(scores)) if scores[i] > threshold),
+                       key=lambda i: -scores[i])[:None if top_k < 0 else top_k]
+        kept, adaptive = [], nms_threshold
+        for i in order:
+            if all(jaccard(boxes[i], boxes[k]) <= adaptive for k in kept):
+                kept.append(i)
+                if eta < 1 and adaptive > 0.5:
+                    adaptive *= eta
+        return kept
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        centre = rng.uniform(0, 1, (60, 2))
+        size = rng.uniform(0.05, 0.4, (60, 2))
+        boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1).astype(np.float32)
+        scores = rng.uniform(0, 1, 60).astype(np.float32)
+        scores[:10] = scores[10]  # ties keep prior order
+        eta = 1.0 if trial % 2 else 0.9
+        want = caffe(boxes.astype(np.float64), scores, 0.2, 0.6, eta, 40)
+        assert nms(boxes, scores, 0.2, 0.6, eta, 40) == want

@@ -189,6 +189,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, score_threshold: float, nms_thres
     sizes = _box_size(boxes)
     kept: list[int] = []
     threshold = f32(nms_threshold)
+    if eta >= 1:
+        # The same decisions, one kept box at a time: it removes every later
+        # candidate it overlaps by more than the threshold (IoU is symmetric).
+        remaining = order
+        while remaining.size:
+            best, rest = remaining[0], remaining[1:]
+            kept.append(int(best))
+            iou = _overlaps(boxes[best], sizes[best], boxes[rest], sizes[rest])
+            remaining = rest[iou <= threshold]
+        return kept
     for idx in order:
         if kept:
             k = np.asarray(kept)
