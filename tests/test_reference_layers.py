@@ -793,6 +793,14 @@ def test_run_reports_bad_inputs():
         run(net, {"data": np.ones((1, 1, 1, 2))}, w, dtype=np.float16)
 
 
+def test_legacy_4d_blobs_are_accepted():
+    x = arange(2, 3)
+    w = np.array([[1, 0, 0], [0, 1, 1]], np.float32)
+    y = one("InnerProduct", x, "inner_product_param { num_output: 2 }",
+            [w.reshape(1, 1, 2, 3), np.array([0.5, -0.5], np.float32).reshape(1, 1, 1, 2)])
+    np.testing.assert_array_equal(y, [[0.5, 2.5], [3.5, 8.5]])
+
+
 def test_missing_weights_name_the_layer():
     with pytest.raises(CaffemodelError, match=r"layer 'conv' \(Convolution\) has no"):
         run(chain_net(), {"data": np.ones((1, 1, 1, 2))}, {})

@@ -203,10 +203,20 @@ def _take_inputs(net: Net, inputs: Mapping[str, np.ndarray], needs: set[str],
 
 def _learned(net: Net, layer: Layer, weights: Mapping, dtype: np.dtype) -> tuple[np.ndarray, ...]:
     learned = weights.get(layer.name)
+    expected = expected_blob_shapes(layer, net.layer_shapes[layer.index].inputs)
     if learned is None:
-        expected = expected_blob_shapes(layer, net.layer_shapes[layer.index].inputs)
         if expected:
             raise Call(net, layer, None, (), (), dtype).missing_weights(
                 "learned blobs (" + ", ".join("x".join(map(str, s)) for s in expected) + ")")
         return ()
-    return tuple(np.asarray(b, dtype=dtype) for b in learned)
+    arrays = [np.asarray(b, dtype=dtype) for b in learned]
+    if expected and len(expected) == len(arrays):
+        # Old caffemodels store every blob 4-D, padded with leading 1s; Caffe
+        # accepts them (the loader reshapes them too, but weights may come from
+        # elsewhere).
+        for i, (arr, want) in enumerate(zip(arrays, expected, strict=True)):
+            want = tuple(want)
+            if arr.shape != want and arr.ndim == 4 and len(want) < 4 \
+                    and arr.shape == (1,) * (4 - len(want)) + want:
+                arrays[i] = arr.reshape(want)
+    return tuple(arrays)
