@@ -160,19 +160,19 @@ def reduction(call: Call):
     x = call.x
     axis = _axis(call, rp.axis, x.ndim)
     flat = x.reshape(x.shape[:axis] + (-1,))
-    if rp.operation == R_SUM:
+    coeff = call.dtype.type(np.float32(rp.coeff))
+    if rp.operation in (R_SUM, R_MEAN):
         y = flat.sum(axis=-1)
+        if rp.operation == R_MEAN:
+            coeff = coeff / call.dtype.type(flat.shape[-1])  # Caffe: coeff_ /= dim_
     elif rp.operation == R_ASUM:
         y = np.abs(flat).sum(axis=-1)
     elif rp.operation == R_SUMSQ:
         y = (flat * flat).sum(axis=-1)
-    elif rp.operation == R_MEAN:
-        y = flat.sum(axis=-1) / call.dtype.type(flat.shape[-1])
     else:
         raise call.unsupported(f"unknown reduction operation {rp.operation}")
-    coeff = np.float32(rp.coeff)
     if coeff != 1:
-        y = y * call.dtype.type(coeff)
+        y = y * coeff
     return [np.asarray(y, dtype=call.dtype)]
 
 

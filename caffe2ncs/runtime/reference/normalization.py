@@ -185,9 +185,10 @@ def normalize(call: Call):
     xs = x.reshape(n, c, -1)
     if np_.across_spatial:
         norm = np.sqrt((xs * xs).sum(axis=(1, 2), keepdims=True) + eps)
+        y = xs * (1 / norm)  # Caffe scales by the reciprocal here ...
     else:
         norm = np.sqrt((xs * xs).sum(axis=1, keepdims=True) + eps)
-    y = xs / norm
+        y = xs / norm  # ... and divides here
     s = call.blob(0, "scale")
     if np_.channel_shared:
         if s.size != 1:
