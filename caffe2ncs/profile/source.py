@@ -1,0 +1,66 @@
+"""What the profiler reads: a Caffe prototxt (lowered to the graph IR) or an
+NCSDK graph file (read as it is)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..errors import InputFileError, UsageError
+from ..lowering.ir import Graph
+
+#: Suffixes taken as Caffe network text whatever the content.
+PROTOTXT_SUFFIXES = (".prototxt", ".pbtxt", ".pt")
+
+
+@dataclass(frozen=True)
+class ProfileInput:
+    graph: Graph
+    #: The Caffe network when the input was a prototxt, else None.
+    net: object | None
+    path: str
+    kind: str  # "prototxt" or "graph"
+
+
+def is_prototxt(path: str) -> bool:
+    """A prototxt by its suffix, else by its first bytes (a graph file starts
+    with 32 zero bytes (1.x) or a pseudo-ELF header with NULs (2.x); Caffe
+    text has none)."""
+    if path.lower().endswith(PROTOTXT_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return bool(head) and b"\0" not in head
+
+
+def load_input(path: str | os.PathLike[str], weights: str | None = None) -> ProfileInput:
+    """Read ``path``: a graph file as it is, a prototxt (with optional
+    ``weights``) lowered by :func:`caffe2ncs.lowering.lower`."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputFileError("no such file", path)
+    if is_prototxt(path):
+        from ..model import load
+
+        net = load(path, weights) if weights else load(path)
+        return ProfileInput(lower_net(net, path), net, path, "prototxt")
+    if weights:
+        raise UsageError("a caffemodel goes with a prototxt, not with a compiled graph file")
+    from ..lowering.graphfile import load_graph
+
+    return ProfileInput(load_graph(path), None, path, "graph")
+
+
+def lower_net(net, path: str | None = None) -> Graph:
+    """The graph IR of ``net`` from the real lowering pass."""
+    try:
+        from ..lowering import lower  # type: ignore[attr-defined]
+    except ImportError:
+        raise UsageError(
+            "profiling a prototxt needs the lowering pass (caffe2ncs.lowering.lower), which "
+            "this version of caffe2ncs does not have yet; profile a compiled graph file "
+            "instead", path) from None
+    return lower(net)
