@@ -41,6 +41,8 @@ def time_fraction(ms: float, max_ms: float) -> float:
 
 
 def _fmt_ms(ms: float) -> str:
+    if ms == 0:
+        return "0"
     return f"{ms:.2f}" if ms >= 0.1 else f"{ms:.3f}"
 
 
@@ -102,9 +104,52 @@ def graph_svg(p: Profile) -> str:
                + (f"\nstages: {', '.join(s.name for s in r.stages)}" if len(r.stages) > 1 else ""))
         nodes.append(Node(r.index, r.name, f"{r.type} \u00b7 {_fmt_ms(r.time_ms)} ms", fill,
                           text_colour(fill), tip))
+    edges = _with_junctions(p.edges, nodes)
     extra, top = _legend_and_summary(p, max_ms)
-    return render(nodes, p.edges, top=top, min_width=640, extra=extra,
+    return render(nodes, edges, top=top, min_width=640, extra=extra,
                   title=f"network graph of {p.graph_name or p.source}")
+
+
+def _with_junctions(edges: list[tuple[int, int]], nodes: list[Node]) -> list[tuple[int, int]]:
+    """Replace each complete fan-in/fan-out -- several layers all read by the
+    same several layers, which is what an implicit concat looks like -- by a
+    small "concat" junction, so that 4 branches feeding 4 readers draw as 8
+    edges instead of 16.  Junction ids are -2, -3, ...; ``nodes`` gets them."""
+    sources: dict[int, list[int]] = {}
+    for a, b in edges:
+        sources.setdefault(b, []).append(a)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for b, srcs in sources.items():
+        if len(srcs) >= 2:
+            groups.setdefault(tuple(sorted(srcs)), []).append(b)
+    replaced: dict[tuple[int, int], int] = {}
+    order = {n.id: i for i, n in enumerate(nodes)}
+    new_nodes: list[tuple[int, Node]] = []
+    for srcs, targets in groups.items():
+        if len(targets) < 2:
+            continue
+        jid = -2 - len(new_nodes)
+        tip = f"concat of {len(srcs)} layers, read by {len(targets)} layers"
+        new_nodes.append((max(order[s] for s in srcs), Node(jid, "concat", "", "#e5e7eb",
+                                                           "#374151", tip, "junction",
+                                                           width=64)))
+        for t in targets:
+            for s in srcs:
+                replaced[(s, t)] = jid
+    if not new_nodes:
+        return edges
+    out: list[tuple[int, int]] = []
+    seen = set()
+    for a, b in edges:
+        pair = [(a, replaced[(a, b)]), (replaced[(a, b)], b)] if (a, b) in replaced else [(a, b)]
+        for e in pair:
+            if e not in seen:
+                seen.add(e)
+                out.append(e)
+    # Keep a topological order: each junction right after the last of its sources.
+    for after, node in sorted(new_nodes, key=lambda t: -t[0]):
+        nodes.insert(after + 1, node)
+    return out
 
 
 def bar_chart_svg(p: Profile) -> str:
@@ -182,8 +227,10 @@ svg .box { fill: #ffffff; stroke: #94a3b8; }
 svg .boxtitle { font-weight: 600; font-size: 13px; }
 svg .boxline { font-size: 12.5px; }
 svg .tick { font-size: 11px; text-anchor: middle; }
-svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-           fill: #1f2937; }
+svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
+svg .box + text, svg .legend text, svg .summary text, svg.bars text { fill: #1f2937; }
+svg.graph .junction rect { stroke: #6b7280; stroke-dasharray: 3 2; }
+svg.graph .junction text { text-anchor: middle; font-weight: 400; font-size: 11px; }
 svg.bars .barlabel { text-anchor: end; font-size: 11.5px; }
 svg.bars .barvalue { font-size: 11px; fill: #475569; }
 table.profile { border-collapse: collapse; font-size: 13px; width: 100%; }

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from ..errors import InputFileError, UsageError
 from ..lowering.ir import Graph
 
-#: Suffixes taken as Caffe network text whatever the content.
+#: Suffixes taken as Caffe network text, and as graph files, whatever the content.
 PROTOTXT_SUFFIXES = (".prototxt", ".pbtxt", ".pt")
+GRAPH_SUFFIXES = (".graph", ".blob", ".mv")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ def is_prototxt(path: str) -> bool:
     text has none)."""
     if path.lower().endswith(PROTOTXT_SUFFIXES):
         return True
+    if path.lower().endswith(GRAPH_SUFFIXES):
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(64)

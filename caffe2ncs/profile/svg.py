@@ -41,6 +41,12 @@ class Node:
     text: str = "#111111"
     tooltip: str = ""
     css_class: str = "node"
+    #: Box width, px (a junction is narrower than a layer).
+    width: float = 0.0
+
+    @property
+    def box_width(self) -> float:
+        return self.width or NODE_W
 
 
 @dataclass
@@ -51,10 +57,11 @@ class _Item:
     x: float = 0.0
     preds: list = field(default_factory=list)
     succs: list = field(default_factory=list)
+    box: float = NODE_W
 
     @property
     def width(self) -> float:
-        return DUMMY_W if self.dummy else NODE_W
+        return DUMMY_W if self.dummy else self.box
 
 
 @dataclass
@@ -78,7 +85,7 @@ def layout(nodes: list[Node], edges: list[tuple[int, int]]) -> Layout:
     for n in nodes:
         rank[n.id] = 1 + max((rank[p] for p in preds[n.id]), default=-1)
 
-    items: dict = {n.id: _Item(n.id, rank[n.id], False) for n in nodes}
+    items: dict = {n.id: _Item(n.id, rank[n.id], False, box=n.box_width) for n in nodes}
     chains: list[list] = []
     for e, (a, b) in enumerate(edges):
         chain = [a]
@@ -101,7 +108,7 @@ def layout(nodes: list[Node], edges: list[tuple[int, int]]) -> Layout:
 
     min_x = min((items[k].x - items[k].width / 2 for r in ranks for k in r), default=0.0)
     for it in items.values():
-        it.x += MARGIN - min_x + NODE_W / 2 - NODE_W / 2
+        it.x += MARGIN - min_x
     width = max((items[k].x + items[k].width / 2 for r in ranks for k in r), default=0.0) + MARGIN
     height = nranks * (NODE_H + V_GAP) - V_GAP + 2 * MARGIN
 
@@ -240,17 +247,21 @@ def render(nodes: list[Node], edges: list[tuple[int, int]], *, top: float = 0.0,
             if it.dummy:
                 continue
             n = by_id[key]
-            x = it.x - NODE_W / 2
-            out.append(f'<g class="{escape(n.css_class)}" id="node-{n.id}" '
+            w = n.box_width
+            x = it.x - w / 2
+            ident = f"node-{n.id}" if n.id >= -1 else f"junction-{-n.id - 1}"
+            out.append(f'<g class="{escape(n.css_class)}" id="{ident}" '
                        f'transform="translate({x:.1f},{y:.1f})">')
             out.append(f"<title>{escape(n.tooltip or n.label)}</title>")
-            out.append(f'<rect width="{NODE_W}" height="{NODE_H}" rx="6" ry="6" '
-                       f'fill="{n.fill}"/>')
-            out.append(f'<text x="{NODE_W / 2}" y="16" fill="{n.text}" class="label">'
-                       f"{escape(_clip(n.label, 26))}</text>")
+            out.append(f'<rect width="{w:g}" height="{NODE_H}" rx="6" ry="6" '
+                       f'style="fill:{n.fill}"/>')
+            label_y = 16 if n.sublabel else NODE_H / 2 + 4
+            chars = int(w / 6.8)
+            out.append(f'<text x="{w / 2:g}" y="{label_y:g}" style="fill:{n.text}" '
+                       f'class="label">{escape(_clip(n.label, chars))}</text>')
             if n.sublabel:
-                out.append(f'<text x="{NODE_W / 2}" y="31" fill="{n.text}" class="sub">'
-                           f"{escape(_clip(n.sublabel, 30))}</text>")
+                out.append(f'<text x="{w / 2:g}" y="31" style="fill:{n.text}" class="sub">'
+                           f"{escape(_clip(n.sublabel, int(w / 5.9)))}</text>")
             out.append("</g>")
     out.append("</g></svg>")
     return "\n".join(out)
