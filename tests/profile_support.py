@@ -4,7 +4,6 @@ lowering (the real one when this branch has it, else the stand-in)."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import SHARED, corpus_path
 
 VENDOR_TABLE = SHARED / "spec" / "googlenet-profile-ncs1.tsv"

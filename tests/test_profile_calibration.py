@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from profile_support import googlenet, vendor_rows
 
 from caffe2ncs.profile import constants as K
 from caffe2ncs.profile.calibrate import OVERLAP_GRID, fit, format_fit
-from profile_support import googlenet, vendor_rows
 
 
 def test_fit_reproduces_the_constants():
@@ -31,9 +31,10 @@ def test_fit_reproduces_the_constants():
 
 def test_calibration_script_prints_the_constants(tmp_path):
     """``python -m caffe2ncs.profile.calibrate`` on a graph file of GoogLeNet."""
+    from profile_support import VENDOR_TABLE
+
     from caffe2ncs.lowering.graphfile import write_graph
     from caffe2ncs.profile.calibrate import main
-    from profile_support import VENDOR_TABLE
 
     _, graph, _ = googlenet()
     path = tmp_path / "googlenet.graph"

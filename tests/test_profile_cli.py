@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import sample_dirs
+from profile_support import lowered
 
 from caffe2ncs.lowering.graphfile import write_graph
 from caffe2ncs.lowering.ir import (
@@ -30,8 +32,6 @@ from caffe2ncs.lowering.ir import (
 from caffe2ncs.model import loads
 from caffe2ncs.profile import DEFAULT_MODEL, build_profile
 from caffe2ncs.profile.dataflow import INPUT, stage_edges
-from conftest import sample_dirs
-from profile_support import lowered
 
 TESTS = Path(__file__).resolve().parent
 

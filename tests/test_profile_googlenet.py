@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from profile_support import GOOGLENET, googlenet, real_lower, vendor_rows
 
 from caffe2ncs.profile import DEFAULT_MODEL, build_profile
 from caffe2ncs.profile.costmodel import vendor_bandwidth_mb_s
-from profile_support import GOOGLENET, googlenet, real_lower, vendor_rows
 
 #: The classifier row of the vendor table (1024 -> 1000 InnerProduct), where
 #: mvNCProfile printed 0.002 MFLOPs; we print the real 2*1024*1000.

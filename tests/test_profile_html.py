@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from profile_support import googlenet
 
 from caffe2ncs.lowering.graphfile import write_graph
 from caffe2ncs.profile.report_html import INPUT_FILL, PALETTE
-from profile_support import googlenet
 
 WIDTH, HEIGHT = 1400, 9000
 

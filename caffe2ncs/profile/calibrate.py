@@ -168,7 +168,7 @@ def format_fit(result: Fit) -> str:
     m = result.model
     peak = CALIBRATION_SHAVES * K.PEAK_FLOPS_PER_SHAVE
     lines = [
-        f"overlap tried -> sum of squared relative errors: "
+        "overlap tried -> sum of squared relative errors: "
         + ", ".join(f"{ov:g}: {r:.3f}" for ov, r in result.residuals.items()),
         f"COMPUTE_MEMORY_OVERLAP = {result.overlap}",
         f"STAGE_OVERHEAD_MS = {m.stage_overhead_ms:.4f}",

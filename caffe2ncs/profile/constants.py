@@ -74,7 +74,7 @@ ELEMENT_BYTES = 2
 #: 0.0 (sum of squared relative errors 2.66 at 0, rising steadily to 3.05 at 1).
 COMPUTE_MEMORY_OVERLAP = 0.0
 
-# --------------------------------------------------------------------------- calibrated on GoogLeNet
+# ---------------------------------------------------------------- calibrated on GoogLeNet
 
 #: Fixed cost of every stage, ms: the LEON scheduling the stage, the SHAVEs'
 #: start-up and synchronisation, DMA descriptor set-up.  Calibrated.
@@ -97,7 +97,7 @@ CONV_EFFICIENCY = 0.4061
 #: including their overhead).
 DRAM_EFFICIENCY = 0.5820
 
-# --------------------------------------------------------------------------- priors (not in GoogLeNet)
+# -------------------------------------------------------------- priors (not in GoogLeNet)
 
 #: Depthwise convolution: no calibration data.  Prior: the efficiency of the
 #: spatial convolution kernels.  Depthwise stages do ~9 MACs per element, so

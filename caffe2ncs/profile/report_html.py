@@ -26,7 +26,8 @@ def colour(fraction: float) -> str:
     i = min(int(f), len(PALETTE) - 2)
     t = f - i
     a, b = _hex(PALETTE[i]), _hex(PALETTE[i + 1])
-    return "#{:02x}{:02x}{:02x}".format(*(round(x + (y - x) * t) for x, y in zip(a, b, strict=True)))
+    rgb = (round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def text_colour(fill: str) -> str:
