@@ -166,7 +166,7 @@ def _order(ranks, items, sweeps: int = 6):
     return best
 
 
-def _coordinates(ranks, items, passes: int = 8) -> None:
+def _coordinates(ranks, items, passes: int = 5) -> None:
     for r in ranks:  # initial: packed and centred on 0
         x = 0.0
         for k in r:
@@ -188,16 +188,35 @@ def _coordinates(ranks, items, passes: int = 8) -> None:
 
 
 def _place(r, items, want) -> None:
-    """Put the nodes of one rank as close to ``want`` as the order and the gaps allow."""
-    n = len(r)
-    xs = list(want)
-    for i in range(1, n):  # push right
-        lo = xs[i - 1] + (items[r[i - 1]].width + items[r[i]].width) / 2 + H_GAP
-        xs[i] = max(xs[i], lo)
-    # then shift the whole rank so that it is centred on what it wanted
-    offset = (sum(want) - sum(xs)) / n if n else 0.0
-    for i in range(n):
-        items[r[i]].x = xs[i] + offset
+    """Put the nodes of one rank as close to ``want`` as the order and the gaps
+    allow, in the least-squares sense: left to right, a node overlapping the
+    block before it joins that block, and a block sits at the mean of what its
+    members want (pool-adjacent-violators)."""
+    blocks: list[list] = []  # [first index, end index (excl.), sum of wants, count]
+    offsets = []  # each node's offset from the left of its block
+    for i in range(len(r)):
+        blocks.append([i, i + 1, want[i], 1])
+        offsets.append(0.0)
+        while len(blocks) > 1:
+            a, b = blocks[-2], blocks[-1]
+            # left x of each block = mean(want - offset) over its members
+            xa = a[2] / a[3]
+            xb = b[2] / b[3]
+            gap = (items[r[a[1] - 1]].width + items[r[b[0]]].width) / 2 + H_GAP
+            end_a = xa + offsets[a[1] - 1]
+            if xb >= end_a + gap:
+                break
+            shift = offsets[a[1] - 1] + gap  # offset of b's first node within a
+            for j in range(b[0], b[1]):
+                offsets[j] += shift
+            a[2] += b[2] - shift * b[3]
+            a[3] += b[3]
+            a[1] = b[1]
+            blocks.pop()
+    for start, end, total, count in blocks:
+        left = total / count
+        for j in range(start, end):
+            items[r[j]].x = left + offsets[j]
 
 
 # --------------------------------------------------------------------------- drawing
