@@ -10,8 +10,9 @@ Layout (a small Sugiyama-style layered layout):
 3. **Ordering by barycentre**: within each rank, nodes are sorted by the mean
    position of their neighbours in the rank above (sweeping down) and below
    (sweeping up), a few times; the order with the fewest crossings is kept.
-4. **Coordinates**: each node is pulled towards the mean x of its neighbours,
-   then pushed apart to keep a minimum gap, a few passes down and up.
+4. **Coordinates**: each rank in turn (passes down and up) is placed as close
+   as the order and a minimum gap allow, in the least-squares sense, to the
+   mean x of each node's neighbours in the rank just placed.
 5. **Drawing**: boxes (``<g class="node">`` with a ``<title>`` tooltip),
    edges as smooth paths through their dummy points with an arrowhead.
 """
