@@ -19,14 +19,25 @@ def real_lower():
     return lower
 
 
-def lowered(net):
-    """``(graph, which)``: the real lowering's graph, or the stand-in's."""
-    lower = real_lower()
-    if lower is not None:
-        return lower(net), "caffe2ncs.lowering.lower"
+def lowered_with_layers(net):
+    """``(graph, stage_layers, which)``: the real lowering's graph and its
+    stage -> Caffe layers map (what ``caffe2ncs profile`` uses), or the
+    stand-in's graph and None (its stages are named after their layers)."""
+    if real_lower() is not None:
+        from caffe2ncs.profile.source import lower_net
+
+        graph, stage_layers = lower_net(net, None, 12)
+        return graph, stage_layers, "caffe2ncs.lowering"
     from profile_netir import lower_for_tests
 
-    return lower_for_tests(net), "tests/profile_netir.py (stand-in: no lowering on this branch)"
+    return (lower_for_tests(net), None,
+            "tests/profile_netir.py (stand-in: no lowering on this branch)")
+
+
+def lowered(net):
+    """``(graph, which)``: the real lowering's graph, or the stand-in's."""
+    graph, _, which = lowered_with_layers(net)
+    return graph, which
 
 
 def vendor_rows():
@@ -39,8 +50,14 @@ def vendor_rows():
 
 def googlenet():
     """``(net, graph, which)`` for the NCS GoogLeNet (batch 1, input_shape)."""
+    net, graph, _, which = googlenet_with_layers()
+    return net, graph, which
+
+
+def googlenet_with_layers():
+    """``(net, graph, stage_layers, which)``, see :func:`lowered_with_layers`."""
     from caffe2ncs.model import load
 
     net = load(corpus_path(GOOGLENET))
-    graph, which = lowered(net)
-    return net, graph, which
+    graph, stage_layers, which = lowered_with_layers(net)
+    return net, graph, stage_layers, which

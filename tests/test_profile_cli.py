@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import sample_dirs
-from profile_support import lowered
+from profile_support import lowered_with_layers
 
 from caffe2ncs.lowering.graphfile import write_graph
 from caffe2ncs.lowering.ir import (
@@ -172,9 +172,9 @@ layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
 
 def test_group_convolution_is_one_row():
     net = loads(PROTOTXT)
-    graph, which = lowered(net)
+    graph, stage_layers, which = lowered_with_layers(net)
     p = build_profile(graph, DEFAULT_MODEL.estimate(graph, 12), source="groups.prototxt",
-                      kind="prototxt", shaves=12, net=net)
+                      kind="prototxt", shaves=12, net=net, stage_layers=stage_layers)
     assert [r.name for r in p.rows] == ["conv1", "conv2", "pool", "fc", "prob"], which
     assert [r.type for r in p.rows] == ["Convolution", "Convolution", "Pooling",
                                         "InnerProduct", "Softmax"]
@@ -245,3 +245,27 @@ def test_html_report_is_self_contained(cli, concat_file, tmp_path):
     for name in ("branch_a", "branch_b", "pool", "prob", "Total inference time",
                  "SHAVE", "Legend", "Summary"):
         assert name in html
+
+
+def test_rows_follow_the_lowerings_stage_layers():
+    """When the lowering says which Caffe layers each stage implements, that
+    decides the rows, whatever the stages are called (the lowering names the
+    channel-slice copies of a group convolution after their input)."""
+    import dataclasses
+
+    from profile_netir import lower_for_tests
+
+    net = loads(PROTOTXT)
+    graph = lower_for_tests(net)
+    renamed = graph.replace(stages=tuple(dataclasses.replace(s, name=f"conv1_s{i}")
+                                         for i, s in enumerate(graph.stages)))
+    layers = tuple((n,) for n in ("conv1", "conv2", "conv2", "pool", "fc", "prob"))
+    assert len(layers) == len(graph.stages)
+    p = build_profile(renamed, DEFAULT_MODEL.estimate(renamed, 12), source="g", kind="prototxt",
+                      shaves=12, net=net, stage_layers=layers)
+    assert [r.name for r in p.rows] == ["conv1", "conv2", "pool", "fc", "prob"]
+    assert [len(r.stages) for r in p.rows] == [1, 2, 1, 1, 1]
+    # Without the map, names decide: every stage is named after conv1 here.
+    q = build_profile(renamed, DEFAULT_MODEL.estimate(renamed, 12), source="g", kind="prototxt",
+                      shaves=12, net=net)
+    assert [r.name for r in q.rows] == ["conv1"]

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from profile_support import GOOGLENET, googlenet, real_lower, vendor_rows
+from profile_support import (
+    GOOGLENET,
+    googlenet,
+    googlenet_with_layers,
+    real_lower,
+    vendor_rows,
+)
 
 from caffe2ncs.profile import DEFAULT_MODEL, build_profile
 from caffe2ncs.profile.costmodel import vendor_bandwidth_mb_s
@@ -17,9 +23,10 @@ FC_ROW = "loss3/classifier"
 
 @pytest.fixture(scope="module")
 def profile():
-    net, graph, which = googlenet()
+    net, graph, stage_layers, which = googlenet_with_layers()
     costs = DEFAULT_MODEL.estimate(graph, 12)
-    p = build_profile(graph, costs, source=GOOGLENET, kind="prototxt", shaves=12, net=net)
+    p = build_profile(graph, costs, source=GOOGLENET, kind="prototxt", shaves=12, net=net,
+                      stage_layers=stage_layers)
     return p, which
 
 

@@ -40,17 +40,17 @@ def run(args: argparse.Namespace, console) -> int:
     from ..profile import DEFAULT_MODEL, build_profile, load_input
     from ..profile.constants import MAX_SHAVES
 
-    src = load_input(args.network, args.weights)
+    if args.shaves is not None and not 1 <= args.shaves <= MAX_SHAVES:
+        raise UsageError(f"--shaves must be between 1 and {MAX_SHAVES}, got {args.shaves}")
+    src = load_input(args.network, args.weights, args.shaves or MAX_SHAVES)
     graph = src.graph
     shaves = graph.shave_count if args.shaves is None else args.shaves
-    if not 1 <= shaves <= MAX_SHAVES:
-        raise UsageError(f"--shaves must be between 1 and {MAX_SHAVES}, got {shaves}")
     costs = DEFAULT_MODEL.estimate(graph, shaves)
     measured = None
     if args.device == "ncs":
         measured = _measure(src, graph, shaves, args)
     profile = build_profile(graph, costs, source=args.network, kind=src.kind, shaves=shaves,
-                            net=src.net, measured_ms=measured)
+                            net=src.net, measured_ms=measured, stage_layers=src.stage_layers)
     if args.html:
         from ..profile.report_html import write_report
 

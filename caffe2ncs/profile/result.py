@@ -193,10 +193,12 @@ def layer_of(stage_name: str, layers: dict[str, str], tops: dict[str, str]) -> s
 
 
 def build_profile(graph: Graph, costs: list[StageCost], *, source: str, kind: str,
-                  shaves: int, net=None, measured_ms=None) -> Profile:
+                  shaves: int, net=None, measured_ms=None, stage_layers=None) -> Profile:
     """Group ``costs`` (one per stage of ``graph``) into rows: per Caffe layer
     of ``net`` when given, else per stage; ``measured_ms`` are per-stage times
-    from a stick."""
+    from a stick.  ``stage_layers`` (from the lowering: per stage, the Caffe
+    layers it implements, the one it is named after first) decides the layer
+    of each stage; without it the stage's name does (:func:`layer_of`)."""
     stage_row: list[int] = []
     rows: list[LayerRow] = []
     by_key: dict[str, int] = {}
@@ -210,9 +212,12 @@ def build_profile(graph: Graph, costs: list[StageCost], *, source: str, kind: st
     for i, cost in enumerate(costs):
         key, typ = cost.name, cost.op.value
         if net is not None:
-            found = layer_of(cost.name, layer_types, tops)
+            if stage_layers is not None and stage_layers[i]:
+                found = stage_layers[i][0]
+            else:
+                found = layer_of(cost.name, layer_types, tops)
             if found is not None:
-                key, typ = found, layer_types[found]
+                key, typ = found, layer_types.get(found, cost.op.value)
         if key not in by_key:
             by_key[key] = len(rows)
             rows.append(LayerRow(len(rows), key, typ))

@@ -21,6 +21,9 @@ class ProfileInput:
     net: object | None
     path: str
     kind: str  # "prototxt" or "graph"
+    #: Per stage, the Caffe layers it implements, the one it is named after
+    #: first (from the lowering), or None when not known.
+    stage_layers: tuple[tuple[str, ...], ...] | None = None
 
 
 def is_prototxt(path: str) -> bool:
@@ -39,9 +42,10 @@ def is_prototxt(path: str) -> bool:
     return bool(head) and b"\0" not in head
 
 
-def load_input(path: str | os.PathLike[str], weights: str | None = None) -> ProfileInput:
+def load_input(path: str | os.PathLike[str], weights: str | None = None,
+               shaves: int = 12) -> ProfileInput:
     """Read ``path``: a graph file as it is, a prototxt (with optional
-    ``weights``) lowered by :func:`caffe2ncs.lowering.lower`."""
+    ``weights``) lowered by :mod:`caffe2ncs.lowering` for ``shaves`` SHAVEs."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputFileError("no such file", path)
@@ -49,7 +53,8 @@ def load_input(path: str | os.PathLike[str], weights: str | None = None) -> Prof
         from ..model import load
 
         net = load(path, weights) if weights else load(path)
-        return ProfileInput(lower_net(net, path), net, path, "prototxt")
+        graph, stage_layers = lower_net(net, path, shaves)
+        return ProfileInput(graph, net, path, "prototxt", stage_layers)
     if weights:
         raise UsageError("a caffemodel goes with a prototxt, not with a compiled graph file")
     from ..lowering.graphfile import load_graph
@@ -57,13 +62,21 @@ def load_input(path: str | os.PathLike[str], weights: str | None = None) -> Prof
     return ProfileInput(load_graph(path), None, path, "graph")
 
 
-def lower_net(net, path: str | None = None) -> Graph:
-    """The graph IR of ``net`` from the real lowering pass."""
+def lower_net(net, path: str | None = None, shaves: int = 12):
+    """``(graph, stage_layers)`` for ``net`` from the real lowering pass
+    (``stage_layers`` is None when the lowering does not report it)."""
     try:
-        from ..lowering import lower  # type: ignore[attr-defined]
-    except ImportError:
+        from .. import lowering
+    except ImportError:  # pragma: no cover
+        lowering = None
+    lower_network = getattr(lowering, "lower_network", None)
+    if lower_network is not None:
+        lowered = lower_network(net, target="ncsdk1", shaves=shaves)
+        return lowered.graph, tuple(tuple(ls) for ls in lowered.stage_layers)
+    lower = getattr(lowering, "lower", None)
+    if lower is None:
         raise UsageError(
             "profiling a prototxt needs the lowering pass (caffe2ncs.lowering.lower), which "
             "this version of caffe2ncs does not have yet; profile a compiled graph file "
-            "instead", path) from None
-    return lower(net)
+            "instead", path)
+    return lower(net), None
