@@ -22,7 +22,7 @@ _METHODS = frozenset(
 def _freeze(fd: FieldDescriptor, value):
     """A field's value as the view hands it out: messages wrapped read-only,
     repeated fields as tuples."""
-    if fd.label == FieldDescriptor.LABEL_REPEATED:
+    if is_repeated(fd):
         if fd.type == FieldDescriptor.TYPE_MESSAGE:
             return tuple(Frozen(v) for v in value)
         return tuple(value)
