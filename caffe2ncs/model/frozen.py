@@ -46,16 +46,6 @@ class Frozen:
             if name in _METHODS or name == "DESCRIPTOR":
                 return getattr(msg, name)
             raise AttributeError(f"{msg.DESCRIPTOR.name} has no field {name!r}")
-<<<<<<< HEAD
-        value = getattr(msg, name)
-        if is_repeated(fd):
-            if fd.type == FieldDescriptor.TYPE_MESSAGE:
-                return tuple(Frozen(v) for v in value)
-            return tuple(value)
-        if fd.type == FieldDescriptor.TYPE_MESSAGE:
-            return Frozen(value)
-        return value
-=======
         return _freeze(fd, getattr(msg, name))
 
     def ListFields(self) -> list:
@@ -63,7 +53,6 @@ class Frozen:
         message's own would hand out its mutable sub-messages)."""
         msg = object.__getattribute__(self, "_msg")
         return [(fd, _freeze(fd, value)) for fd, value in msg.ListFields()]
->>>>>>> foundation
 
     def __setattr__(self, name: str, value) -> None:
         raise AttributeError("a loaded network is read-only; use .mutable() for a copy")

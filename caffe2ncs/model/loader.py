@@ -30,13 +30,8 @@ from . import upgrade
 from .frozen import Frozen
 from .net import InputForm, InputSpec, Layer, LayerSpelling, Net, Problem
 from .params import blob_names, expected_blob_shapes
-<<<<<<< HEAD
 from .schema import CONVERTER, Unknown, is_repeated
-from .shapes import analyse, describe
-=======
-from .schema import CONVERTER, Unknown
 from .shapes import MAX_BLOB_ELEMENTS, analyse, describe
->>>>>>> foundation
 from .source import SourceText, read_text_file
 from .textformat import Document, Node, parse
 
