@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -93,6 +94,8 @@ class Emulator:
             raise GraphFileError("the graph has no stage reading the network input or none "
                                  "writing the network output", self.path)
         self._constants = constant_arrays(graph)
+        self._spare_lock = threading.Lock()
+        self._spare_scratch: np.ndarray | None = None  # reused by the next run
         self._plans: list[Compute] = []
         for index, stage in enumerate(graph.stages):
             with self._blame(index, stage):
@@ -122,6 +125,7 @@ class Emulator:
         mem = self._memory(input_hwc)
         for index, stage in enumerate(self.graph.stages):
             self._step(mem, index, stage)
+        self._release(mem)
         return mem.output.copy()
 
     def trace(self, input_hwc: np.ndarray) -> Trace:
@@ -134,13 +138,20 @@ class Emulator:
             seconds = time.perf_counter() - t0
             written = mem.view(stage.output, "output").copy()
             records.append(StageRecord(index, stage, written, seconds))
+        self._release(mem)
         return Trace(mem.output.copy(), tuple(records))
 
     # ---------------------------------------------------------------- internals
 
     def _memory(self, input_hwc: np.ndarray) -> Memory:
-        return Memory(self.graph, as_input(input_hwc, self.input_shape), self._constants,
-                      self.path)
+        x = as_input(input_hwc, self.input_shape)
+        with self._spare_lock:
+            scratch, self._spare_scratch = self._spare_scratch, None
+        return Memory(self.graph, x, self._constants, self.path, scratch)
+
+    def _release(self, mem: Memory) -> None:
+        with self._spare_lock:
+            self._spare_scratch = mem.scratch
 
     def _prepare(self, index: int, stage: Stage) -> Compute:
         module = KERNELS.get(stage.op)

@@ -40,16 +40,25 @@ class Memory:
     """
 
     def __init__(self, graph: Graph, input_hwc: np.ndarray, constants: dict[str, np.ndarray],
-                 path: str | None = None) -> None:
+                 path: str | None = None, scratch: np.ndarray | None = None) -> None:
         self.path = path
         self.output_elements = graph.output.elements if graph.output is not None else 0
+        size = _reach(graph, Location.WORK)
+        if scratch is not None and scratch.shape == (size,) and scratch.dtype == FP16:
+            scratch.fill(0)  # a previous run's area: cheaper than new pages
+        else:
+            scratch = np.zeros(size, FP16)
         self.regions: dict[Location, np.ndarray] = {
             Location.INPUT: np.ascontiguousarray(input_hwc, dtype=FP16).reshape(-1),
             Location.OUTPUT: np.zeros(max(self.output_elements, _reach(graph, Location.OUTPUT)),
                                       FP16),
-            Location.WORK: np.zeros(_reach(graph, Location.WORK), FP16),
+            Location.WORK: scratch,
         }
         self.constants = constants
+
+    @property
+    def scratch(self) -> np.ndarray:
+        return self.regions[Location.WORK]
 
     @property
     def output(self) -> np.ndarray:
