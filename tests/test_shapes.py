@@ -99,9 +99,25 @@ def test_depthwise_custom_types_follow_convolution(type_):
      "dilation 1)", 'type: "Convolution"'),
     ("num_output: 4 kernel_size: 3 kernel_h: 3 kernel_w: 3",
      "give either kernel_size or kernel_h/kernel_w, not both", "kernel_size: 3"),
-    ("num_output: 4 kernel_h: 3", "kernel_h and kernel_w must be given together", "kernel_h: 3"),
+    # BaseConvolutionLayer::LayerSetUp reads the missing one of a pair as 0:
+    # CHECK "Filter dimensions must be nonzero" for a kernel, a division by zero
+    # for a stride.
+    ("num_output: 4 kernel_h: 3", "kernel_h is given without kernel_w: give both (or kernel_size "
+     "for both axes); Caffe reads the missing kernel_w as 0 and then stops: \"Filter dimensions "
+     "must be nonzero\"", "kernel_h: 3"),
+    ("num_output: 4 kernel_w: 3", "kernel_w is given without kernel_h: give both (or kernel_size "
+     "for both axes); Caffe reads the missing kernel_h as 0 and then stops: \"Filter dimensions "
+     "must be nonzero\"", "kernel_w: 3"),
     ("num_output: 4 kernel_size: 3 stride_h: 2",
-     "stride must be at least 1, got [2, 0]", "convolution_param { num_output: 4 kernel_size: 3 stride_h: 2 }"),
+     "stride_h is given without stride_w: give both (or stride for both axes); Caffe reads the "
+     "missing stride_w as 0 and then divides by it (Caffe crashes)", "stride_h: 2"),
+    ("num_output: 4 kernel_size: 3\n stride_w: 2",
+     "stride_w is given without stride_h: give both (or stride for both axes); Caffe reads the "
+     "missing stride_h as 0 and then divides by it (Caffe crashes)", "stride_w: 2"),
+    ("num_output: 4 kernel_size: 3 stride_h: 2 stride_w: 0", "stride must be at least 1, got [2, 0]",
+     "stride_w: 0"),
+    ("num_output: 4 kernel_h: 0 kernel_w: 3", "kernel size must be at least 1, got [0, 3]",
+     "kernel_h: 0"),
     ("num_output: 4 kernel_size: 3 stride: 1 stride_h: 2 stride_w: 2",
      "give either stride or stride_h/stride_w, not both", "stride: 1"),
     ("num_output: 4 kernel_size: 3 kernel_size: 3 kernel_size: 3",

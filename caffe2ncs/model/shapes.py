@@ -370,34 +370,51 @@ def _scale(pb, shapes, layer):
 
 def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
     """(kernel, stride, pad, dilation) lists for ``n_spatial`` axes, from a
-    ConvolutionParameter, with Caffe's checks."""
+    ConvolutionParameter, with the checks of Caffe's
+    ``BaseConvolutionLayer::LayerSetUp``:
+
+    * ``kernel_h``/``kernel_w`` (likewise ``stride_h``/``stride_w``,
+      ``pad_h``/``pad_w``) only for 2-D convolution, and never together with
+      ``kernel_size`` (``stride``, ``pad``);
+    * ``kernel_size``/``stride``/``pad``/``dilation`` once, or once per axis;
+    * when only one of ``kernel_h``/``kernel_w`` is written Caffe reads the other
+      as 0 and stops ("Filter dimensions must be nonzero"); when only one of
+      ``stride_h``/``stride_w`` is written it reads the other as 0 and divides by
+      it (a crash).  Both are errors here, pointing at the field written;
+    * a lone ``pad_h`` or ``pad_w`` is legal in Caffe: the other is 0.  (OpenCV's
+      importer ignores a lone one and pads neither axis.)
+    """
     has = cp.HasField
     if has("kernel_h") or has("kernel_w"):
+        given = "kernel_h" if has("kernel_h") else "kernel_w"
         if n_spatial != 2:
-            raise ShapeError("kernel_h/kernel_w only work for 2-D convolution", (owner, "kernel_h"))
+            raise ShapeError("kernel_h/kernel_w only work for 2-D convolution", (owner, given))
         if len(cp.kernel_size):
             raise ShapeError("give either kernel_size or kernel_h/kernel_w, not both",
                              (owner, "kernel_size"))
-        if not (cp.HasField("kernel_h") and cp.HasField("kernel_w")):
-            raise ShapeError("kernel_h and kernel_w must be given together", (owner, "kernel_h"))
+        if not (has("kernel_h") and has("kernel_w")):
+            raise ShapeError(_lone(given), (owner, given))
         kernel = [cp.kernel_h, cp.kernel_w]
     else:
         kernel = _per_axis(cp.kernel_size, n_spatial, None, "kernel_size", owner)
     if has("stride_h") or has("stride_w"):
+        given = "stride_h" if has("stride_h") else "stride_w"
         if n_spatial != 2:
-            raise ShapeError("stride_h/stride_w only work for 2-D convolution", (owner, "stride_h"))
+            raise ShapeError("stride_h/stride_w only work for 2-D convolution", (owner, given))
         if len(cp.stride):
             raise ShapeError("give either stride or stride_h/stride_w, not both", (owner, "stride"))
-        # As in Caffe, a missing one is 0 (which Caffe then divides by).
+        if not (has("stride_h") and has("stride_w")):
+            raise ShapeError(_lone(given), (owner, given))
         stride = [cp.stride_h, cp.stride_w]
     else:
         stride = _per_axis(cp.stride, n_spatial, 1, "stride", owner)
     if has("pad_h") or has("pad_w"):
+        given = "pad_h" if has("pad_h") else "pad_w"
         if n_spatial != 2:
-            raise ShapeError("pad_h/pad_w only work for 2-D convolution", (owner, "pad_h"))
+            raise ShapeError("pad_h/pad_w only work for 2-D convolution", (owner, given))
         if len(cp.pad):
             raise ShapeError("give either pad or pad_h/pad_w, not both", (owner, "pad"))
-        pad = [cp.pad_h, cp.pad_w]
+        pad = [cp.pad_h, cp.pad_w]  # as in Caffe, one left out is 0
     else:
         pad = _per_axis(cp.pad, n_spatial, 0, "pad", owner)
     dilation = _per_axis(cp.dilation, n_spatial, 1, "dilation", owner)
@@ -406,8 +423,21 @@ def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
                                          ("stride", stride, 1, "stride"),
                                          ("dilation", dilation, 1, "dilation"), ("pad", pad, 0, "pad")):
             if any(v < low for v in values):
+                base = fname.split("_")[0]
+                if base != "dilation" and has(f"{base}_h"):  # point at the bad one of the pair
+                    fname = f"{base}_h" if values[0] < low else f"{base}_w"
                 raise ShapeError(f"{name} must be at least {low}, got {values}", (owner, fname))
     return kernel, stride, pad, dilation
+
+
+def _lone(given: str) -> str:
+    """The message for ``kernel_h`` without ``kernel_w`` (or the like)."""
+    base, axis = given.rsplit("_", 1)
+    other = f"{base}_{'w' if axis == 'h' else 'h'}"
+    consequence = ('then stops: "Filter dimensions must be nonzero"' if base == "kernel" else
+                   "then divides by it (Caffe crashes)")
+    return (f"{given} is given without {other}: give both (or {'kernel_size' if base == 'kernel' else base} "
+            f"for both axes); Caffe reads the missing {other} as 0 and {consequence}")
 
 
 def _per_axis(values, n: int, default: int | None, name: str, owner: str) -> list[int]:
