@@ -90,6 +90,56 @@ def test_depthwise_custom_types_follow_convolution(type_):
                (1, 8, 15, 15)) == (1, 8, 8, 8)
 
 
+def test_lone_pad_h_is_legal_and_the_other_pad_is_zero():
+    # BaseConvolutionLayer: pad_data = {pad_h(), pad_w()} with pad_w's default 0.
+    assert out("Convolution", "convolution_param { num_output: 2 kernel_size: 3 pad_h: 1 }",
+               (1, 3, 5, 5)) == (1, 2, 5, 3)
+    assert out("Convolution", "convolution_param { num_output: 2 kernel_size: 3 pad_w: 1 }",
+               (1, 3, 5, 5)) == (1, 2, 3, 5)
+
+
+@pytest.mark.parametrize("params", [
+    "num_output: 24 kernel_size: 3 stride: 2 pad: 1",  # num_output != channels
+    "num_output: 8 kernel_size: 3 stride: 2 pad: 1 group: 4",  # group != channels
+    "kernel_size: 3 stride: 2 pad: 1",  # neither (the fork reads neither)
+])
+def test_convolution_depthwise_fork_is_always_depthwise(params):
+    # conv_dw_layer.cpp Reshape: top = (num, channels, conv(height), conv(width));
+    # LayerSetUp: weights (channels, 1, kernel_h, kernel_w), bias (channels).
+    from caffe2ncs.model.params import expected_blob_shapes
+
+    net = net_of(layer("ConvolutionDepthwise", f"convolution_param {{ {params} }}"), (1, 8, 15, 15))
+    assert net.problems == ()
+    assert net.layer_shapes[0].outputs == ((1, 8, 8, 8),)
+    assert expected_blob_shapes(net.layers[0], net.layer_shapes[0].inputs) == [(8, 1, 3, 3), (8,)]
+    net = net_of(layer("ConvolutionDepthwise", f"convolution_param {{ {params} bias_term: false "
+                       "kernel_size: 5 }"), (1, 8, 15, 15))  # two kernel_size values: 3 x 5
+    assert net.layer_shapes[0].outputs == ((1, 8, 8, 7),)
+    assert expected_blob_shapes(net.layers[0], net.layer_shapes[0].inputs) == [(8, 1, 3, 5)]
+
+
+def test_depthwise_convolution_type_is_a_base_convolution():
+    # yonghenglh6's DepthwiseConvolutionLayer derives from BaseConvolutionLayer:
+    # num_output and group as for a Convolution (a channel multiplier of 2 here).
+    from caffe2ncs.model.params import expected_blob_shapes
+
+    net = net_of(layer("DepthwiseConvolution", "convolution_param { num_output: 16 group: 8 "
+                       "kernel_size: 3 pad: 1 }"), (1, 8, 6, 6))
+    assert net.layer_shapes[0].outputs == ((1, 16, 6, 6),)
+    assert expected_blob_shapes(net.layers[0], net.layer_shapes[0].inputs) == [(16, 1, 3, 3), (16,)]
+
+
+@pytest.mark.parametrize("inputs, tops, message", [
+    (((1, 8, 6),), ("out",), "ConvolutionDepthwise takes a 4-axis (N, C, H, W) input, got 1x8x6"),
+    (((1, 8, 6, 6), (1, 8, 6, 6)), ("out", "out2"), "takes 1 bottom(s), has 2"),
+    (((1, 8, 6, 6),), ("out", "out2"), "takes 1 top, has 2"),
+])
+def test_convolution_depthwise_fork_takes_one_4d_blob(inputs, tops, message):
+    msg, _ = shape_problem("ConvolutionDepthwise", "convolution_param { kernel_size: 3 }", *inputs,
+                           tops=tops)
+    assert msg == f"layer 'L' (ConvolutionDepthwise): {message}"
+
+
 @pytest.mark.parametrize("params, message, field", [
     ("num_output: 8", "kernel_size is required", "convolution_param { num_output: 8 }"),
     ("kernel_size: 3", "num_output is required and must be positive", "convolution_param { kernel_size: 3 }"),

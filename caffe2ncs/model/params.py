@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from .frozen import unwrap
 from .net import Layer, Shape
-from .shapes import conv_geometry, ShapeError
+from .shapes import ShapeError, conv_geometry, depthwise_fork_geometry
 
-_CONV_TYPES = ("Convolution", "ConvolutionDepthwise", "DepthwiseConvolution")
+# DepthwiseConvolution is a BaseConvolutionLayer: a Convolution's blobs.
+_CONV_TYPES = ("Convolution", "DepthwiseConvolution")
 
 
 def blob_names(layer: Layer) -> list[str]:
@@ -48,6 +49,13 @@ def expected_blob_shapes(layer: Layer, in_shapes: Sequence[Shape | None]) -> lis
         return None
     x = in_shapes[0]
     try:
+        if t == "ConvolutionDepthwise":
+            # conv_dw_layer.cpp: one filter per input channel, whatever
+            # num_output and group say.
+            cp = pb.convolution_param
+            kernel, _, _, _ = depthwise_fork_geometry(cp, x)
+            c = x[1]
+            return [(c, 1, *kernel), (c,)] if cp.bias_term else [(c, 1, *kernel)]
         if t in _CONV_TYPES or t == "Deconvolution":
             cp = pb.convolution_param
             axis = cp.axis + len(x) if cp.axis < 0 else cp.axis

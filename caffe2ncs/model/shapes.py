@@ -474,7 +474,16 @@ def _conv_like(pb, shapes, layer, deconv: bool):
             f"group {group} must divide both the input channels ({channels}) and num_output "
             f"({cp.num_output})", ("convolution_param", "group"))
     out = list(shape[:axis]) + [cp.num_output]
-    for x, k, s, p, d in zip(shape[axis + 1:], kernel, stride, pad, dilation):
+    out.extend(_spatial_out(shape[axis + 1:], kernel, stride, pad, dilation, deconv))
+    for other in shapes[1:]:
+        if other != shape:
+            raise ShapeError("all bottoms of a convolution must have the same shape")
+    return [tuple(out)] * len(layer.tops)
+
+
+def _spatial_out(sizes, kernel, stride, pad, dilation, deconv: bool = False) -> list[int]:
+    out = []
+    for x, k, s, p, d in zip(sizes, kernel, stride, pad, dilation):
         extent = d * (k - 1) + 1
         if deconv:
             y = s * (x - 1) + extent - 2 * p
@@ -484,15 +493,40 @@ def _conv_like(pb, shapes, layer, deconv: bool):
             raise ShapeError(
                 f"output size {y} < 1 (input {x}, kernel {k}, stride {s}, pad {p}, dilation {d})")
         out.append(y)
-    for other in shapes[1:]:
-        if other != shape:
-            raise ShapeError("all bottoms of a convolution must have the same shape")
-    return [tuple(out)] * len(layer.tops)
+    return out
 
 
-@rule("Convolution", "ConvolutionDepthwise", "DepthwiseConvolution")
+# "DepthwiseConvolution" (yonghenglh6/DepthwiseConvolution, MobileNet-YOLO) is a
+# BaseConvolutionLayer: Caffe's convolution setup, num_output and group as
+# written (its GPU kernel assumes group == channels == num_output).
+@rule("Convolution", "DepthwiseConvolution")
 def _conv(pb, shapes, layer):
     return _conv_like(pb, shapes, layer, deconv=False)
+
+
+def depthwise_fork_geometry(cp, shape):
+    """The custom ``ConvolutionDepthwise`` layer (``conv_dw_layer.cpp``, from the
+    ShuffleNet/MobileNet Caffe forks): always one filter per input channel, so C
+    channels in, C out, weights (C, 1, kh, kw) and C biases, whatever
+    ``num_output`` and ``group`` say (it reads neither, nor ``axis``).  It takes
+    one 4-axis blob.  Returns (kernel, stride, pad, dilation) with Caffe's checks
+    (:func:`conv_geometry`; the fork itself silently ignores a lone
+    ``kernel_h``/``stride_h``/``pad_h`` and reads ``stride``/``kernel_size``
+    without checking that they are there)."""
+    if len(shape) != 4:
+        raise ShapeError(f"ConvolutionDepthwise takes a 4-axis (N, C, H, W) input, got "
+                         f"{describe(shape)}")
+    return conv_geometry(cp, 2)
+
+
+@rule("ConvolutionDepthwise")
+def _conv_depthwise_fork(pb, shapes, layer):
+    _need_bottoms(layer, shapes, 1)
+    if len(layer.tops) != 1:
+        raise ShapeError(f"takes 1 top, has {len(layer.tops)}")
+    shape = shapes[0]
+    kernel, stride, pad, dilation = depthwise_fork_geometry(pb.convolution_param, shape)
+    return [(shape[0], shape[1], *_spatial_out(shape[2:], kernel, stride, pad, dilation))]
 
 
 @rule("Deconvolution")

@@ -76,9 +76,17 @@ def _depthwise_fix(ctx: Context, layer: Layer) -> Fix | None:
         return None
     channels = shape[1]
     cp = layer.param.convolution_param
-    if cp.num_output % channels:
-        return None
     edits = [set_string(type_node, "Convolution")]
+    if layer.type == "ConvolutionDepthwise":
+        # The fork's layer makes `channels` outputs whatever num_output says; a
+        # Convolution needs num_output to say it.
+        if cp.num_output != channels:
+            num_output = conv.get("num_output")
+            if num_output is None:
+                return None
+            edits.append(Edit(num_output.vstart, num_output.end, str(channels)))
+    elif cp.num_output % channels:
+        return None
     group = conv.get("group")
     if group is not None:
         if cp.group != channels:

@@ -75,14 +75,15 @@ def estimate(ctx: Context) -> Estimate:
         if layer.type in _CONVS:
             cp = layer.param.convolution_param
             x = shapes.inputs[0] if shapes.inputs else None
-            depthwise = x is not None and len(x) > 1 and cp.group == x[1]
+            depthwise = layer.type == "ConvolutionDepthwise" or (
+                x is not None and len(x) > 1 and cp.group == x[1])
             groups = 1 if depthwise else max(1, cp.group)
         stages += groups
         for shape in blobs:
             per_group = _count(shape) // groups
             constants += groups * align64(2 * per_group)
-        if layer.type in _CONVS and len(blobs) == 1:
-            constants += align64(2 * layer.param.convolution_param.num_output)  # folded BN bias
+        if layer.type in _CONVS and len(blobs) == 1:  # the folded BN bias: one per output
+            constants += align64(2 * blobs[0][0])
         constants += 64  # op parameters (dilation, LRN constants, …)
     header = _HEADER_BYTES + (_STAGE_BYTES * stages + 7) // 8 * 8
     work: dict[str, int] = {}

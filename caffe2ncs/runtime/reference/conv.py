@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...model.shapes import ShapeError, conv_geometry
+from ...model.shapes import ShapeError, conv_geometry, depthwise_fork_geometry
 from ._registry import Call, op
 
 
@@ -26,11 +26,14 @@ def _conv_params(call: Call, depthwise: bool = False):
     if x.ndim != 4:
         raise call.unsupported(f"only 2-D convolution (4-axis NCHW inputs) is implemented, "
                                f"not a {x.ndim}-axis input")
-    axis = cp.axis + x.ndim if cp.axis < 0 else cp.axis
-    if axis != 1:
-        raise call.unsupported(f"convolution over axis {cp.axis} (only the channel axis 1)")
     try:
-        kernel, stride, pad, dilation = conv_geometry(cp, 2)
+        if depthwise:  # the ConvolutionDepthwise fork layer reads no axis
+            kernel, stride, pad, dilation = depthwise_fork_geometry(cp, x.shape)
+        else:
+            axis = cp.axis + x.ndim if cp.axis < 0 else cp.axis
+            if axis != 1:
+                raise call.unsupported(f"convolution over axis {cp.axis} (only the channel axis 1)")
+            kernel, stride, pad, dilation = conv_geometry(cp, 2)
     except ShapeError as err:
         raise call.invalid(str(err)) from None
     group = x.shape[1] if depthwise else cp.group
@@ -62,6 +65,8 @@ def convolution_depthwise(call: Call):
     filter per input channel, C in, C out, weights (C, 1, kh, kw) and a bias
     of C, whatever ``num_output`` and ``group`` say (networks often leave
     ``group`` out)."""
+    if len(call.bottoms) != 1:
+        raise call.invalid(f"ConvolutionDepthwise takes 1 bottom, has {len(call.bottoms)}")
     cp, kernel, stride, pad, dilation, group, weights, bias = _conv_params(call, depthwise=True)
     c = call.x.shape[1]
     want = (c, 1, *kernel)
