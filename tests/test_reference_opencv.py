@@ -1,9 +1,8 @@
 """The reference executor against an independent oracle: OpenCV's Caffe importer.
 
 For every corpus network, a caffemodel of seeded random weights
-(``synthesize(net, WEIGHT_SEED)``, BatchNorm statistics calibrated on the
-test batch, see :func:`oracle_model`; written once per session into a
-temporary directory with ``save_caffemodel``) and a seeded input drawn uniformly from [-1, 1)
+(``synthesize(net, WEIGHT_SEED)``, see :func:`oracle_model`; written once per
+session into a temporary directory with ``save_caffemodel``) and a seeded input drawn uniformly from [-1, 1)
 (batch size capped at ``MAX_BATCH`` to keep the suite fast; both sides get the
 same input) go through our :func:`run` and through
 ``cv2.dnn.readNetFromCaffe(prototxt, caffemodel).forward``.  They must agree
@@ -32,17 +31,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import corpus_params
 
-from caffe2ncs.errors import Caffe2NcsError, UnsupportedNetworkError
+from caffe2ncs.errors import UnsupportedNetworkError
 from caffe2ncs.model import load, loads
 from caffe2ncs.model.weights import save_caffemodel, synthesize
-from caffe2ncs.runtime.reference import run, run_layers, supported_types
+from caffe2ncs.runtime.reference import run, supported_types
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless<5 is the oracle")
 if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromCaffe"):  # pragma: no cover
@@ -80,90 +78,23 @@ _MODELS: dict[str, tuple[Path, dict]] = {}
 
 def oracle_model(prototxt: Path, model_dir: Path) -> tuple[Path, dict]:
     """Seeded random weights for ``prototxt`` and a caffemodel holding them (made
-    once per session).  They are ``synthesize(net, WEIGHT_SEED)``, with each
-    BatchNorm's variance then set to the mean square of its actual input on
-    the test batch (one value for all channels), and its means scaled to match
-    (data-dependent initialisation: activations stay O(1), as in a trained
-    network).  Without that, random residual networks' activations grow block
-    after block (to 1e12 in ResNet-152), every softmax and sigmoid saturates
-    (SSD scores tie at 1.0, probabilities are one-hot) and the comparison says
-    little; SE-ResNet's gates then even amplify float32 rounding past 1e-4 in
-    both implementations alike.
+    once per session): ``synthesize(net, WEIGHT_SEED)``, whose BatchNorm
+    statistics are those of the activations the network itself produces, so
+    activations stay O(1) as in a trained network.  (Random BatchNorm
+    statistics let random residual networks' activations grow block after
+    block, to 1e12 in ResNet-152: every softmax and sigmoid saturates, SSD
+    scores tie at 1.0, and the comparison says little.)
 
     Our side is given the weights themselves (``run(net, inputs, weights)``),
-    OpenCV the caffemodel: ``load`` would refuse ConvolutionDepthwise weights
-    of the fork's shape (see :func:`depthwise_fork_weights`)."""
+    OpenCV the caffemodel."""
     key = str(prototxt)
     if key not in _MODELS:
         net = load(prototxt)
-        weights = calibrated_weights(net, make_inputs(net))
+        weights = dict(synthesize(net, WEIGHT_SEED))
         out = model_dir / (prototxt.stem + ".caffemodel")
         save_caffemodel(net, out, weights=weights)
         _MODELS[key] = out, weights
     return _MODELS[key]
-
-
-def depthwise_fork_weights(net, weights: dict) -> dict:
-    """The ConvolutionDepthwise fork layer always has (C, 1, kh, kw) weights
-    (one filter per input channel, whatever ``group`` says); ``synthesize``
-    sizes them from ``group`` like a Convolution's, which for the corpus
-    networks that leave ``group`` out is a full (C, C, kh, kw) convolution.
-    Draw them the fork's shape (He-normal, fan-in kh*kw); OpenCV infers the
-    groups from the weights' shape, as the fork does."""
-    for layer in net.layers:
-        if layer.type != "ConvolutionDepthwise" or layer.name not in weights:
-            continue
-        c = net.layer_shapes[layer.index].inputs[0][1]
-        blobs = list(weights[layer.name])
-        kh, kw = blobs[0].shape[2:]
-        if blobs[0].shape[:2] == (c, 1):
-            continue
-        rng = np.random.default_rng([WEIGHT_SEED, zlib.crc32(layer.name.encode())])
-        blobs[0] = rng.normal(0, np.sqrt(2 / (kh * kw)), (c, 1, kh, kw)).astype(np.float32)
-        if len(blobs) > 1:
-            blobs[1] = rng.uniform(-0.1, 0.1, c).astype(np.float32)
-        weights[layer.name] = tuple(blobs)
-    return weights
-
-
-def calibrated_weights(net, inputs: dict[str, np.ndarray]) -> dict:
-    weights = depthwise_fork_weights(net, dict(synthesize(net, WEIGHT_SEED)))
-    supported = supported_types()
-    if not any(layer.type == "BatchNorm" for layer in net.layers):
-        return weights
-    available, plan = set(inputs), []
-    for layer in net.layers:  # the layers we can run
-        if layer.type in supported and all(b in available for b in layer.bottoms):
-            plan.append(layer)
-            available.update(layer.tops)
-    latest = {name: value.astype(np.float64) for name, value in inputs.items()}
-
-    def calibrate(layer) -> None:
-        # One scale for the whole layer: var = the mean square of its input, the
-        # random means scaled to match.  (Per channel, nearly dead channels
-        # would be blown up to the size of the others, float32 rounding with
-        # them; subtracting a batch mean would cancel digits.)
-        if layer.type != "BatchNorm" or layer.name not in weights:
-            return
-        x = latest[layer.bottoms[0]]
-        square = float(np.mean(x * x)) or 1.0
-        mean = weights[layer.name][0].astype(np.float64)
-        weights[layer.name] = ((mean * np.sqrt(square)).astype(np.float32),
-                               np.full(mean.shape, square, np.float32), np.ones(1, np.float32))
-
-    # Each BatchNorm is calibrated just before it runs (the generator is lazy).
-    calibrate(plan[0])
-    steps = run_layers(net, inputs, weights, dtype=np.float64,
-                       outputs=[top for layer in plan for top in layer.tops])
-    try:
-        for i, (layer, tops) in enumerate(steps):
-            assert layer is plan[i]
-            latest.update(tops)
-            if i + 1 < len(plan):
-                calibrate(plan[i + 1])
-    except Caffe2NcsError:
-        pass  # a network Caffe itself would refuse: the rest keeps synthesize's statistics
-    return weights
 
 
 def make_inputs(net) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ the fp16 emulator it judges.  See ``docs/reference.md``.
 * :func:`run` - the final values of the network's outputs (or of chosen blobs,
   or of every blob);
 * :func:`run_layers` - the same computation, one layer at a time, for debugging;
+* :func:`run_layer` - one layer on given bottom values and learned blobs;
 * :func:`supported_types` / :func:`check_supported` - what it can run.
 
 One module per family of layer types: :mod:`.conv` (Convolution,
@@ -21,6 +22,6 @@ common custom layers: Axpy, ShuffleChannel, Upsample, Interp, Reorg) and
 
 from __future__ import annotations
 
-from .executor import check_supported, run, run_layers, supported_types
+from .executor import check_supported, run, run_layer, run_layers, supported_types
 
-__all__ = ["check_supported", "run", "run_layers", "supported_types"]
+__all__ = ["check_supported", "run", "run_layer", "run_layers", "supported_types"]

@@ -106,6 +106,22 @@ def run_layers(net: Net, inputs: Mapping[str, np.ndarray], weights: Mapping | No
     yield from _forward(net, inputs, weights, wanted, dtype, {})
 
 
+def run_layer(net: Net, layer: Layer, bottoms: Iterable[np.ndarray], blobs=(), *,
+              dtype=np.float32) -> list[np.ndarray]:
+    """Run one layer of ``net`` on the values of its bottoms with the learned
+    ``blobs`` given (in Caffe's layouts); returns the values of its tops.
+    Raises like :func:`run` for a layer the reference cannot run or that Caffe
+    would refuse."""
+    dtype = np.dtype(dtype)
+    check_supported(net, [layer])
+    call = Call(net, layer, unwrap(layer.param), tuple(np.asarray(b, dtype=dtype) for b in bottoms),
+                tuple(np.asarray(b, dtype=dtype) for b in blobs), dtype)
+    tops = OPS[layer.type](call)
+    if len(tops) != len(layer.tops):
+        raise call.invalid(f"produced {len(tops)} top(s), the layer lists {len(layer.tops)}")
+    return [np.asarray(value, dtype=dtype) for value in tops]
+
+
 # -- internals ----------------------------------------------------------------------
 
 def _wanted(net: Net, outputs: Iterable[str] | None) -> list[str]:
