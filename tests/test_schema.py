@@ -22,18 +22,39 @@ from conftest import corpus_params
 
 
 def convert(text: str, path: str = "t.prototxt"):
-    """Our NetParameter for ``text`` and the Unknown records."""
+    """Our NetParameter for ``text`` and the Unknown records.  The loader's
+    one-pass CONVERTER.document must give the same (see one_pass)."""
     source = SourceText(text, path)
     msg = pb.NetParameter()
     unknown: list[Unknown] = []
     CONVERTER.fill(msg, parse(source).fields, source, unknown)
+    again, found = one_pass(source)
+    assert again.SerializeToString() == msg.SerializeToString()  # (bitwise: NaN == NaN)
+    assert described(found) == described(unknown)
     return msg, unknown
+
+
+def one_pass(source: SourceText):
+    found: list[Unknown] = []
+    doc, fields = CONVERTER.document(source, pb.NetParameter.DESCRIPTOR, found)
+    for u in found:  # each unknown's node is the tree's own
+        assert any(n is u.node for n in doc.root.walk())
+    return pb.NetParameter(**fields), found
+
+
+def described(unknown: list[Unknown]) -> list[tuple]:
+    return [(u.node.name, u.node.start, u.node.vstart, u.node.end, u.node.value, u.message_type,
+             u.reason) for u in unknown]
 
 
 def refuse(text: str) -> PrototxtSyntaxError:
     with pytest.raises(PrototxtSyntaxError) as info:
         convert(text)
     assert info.value.path == "t.prototxt"
+    with pytest.raises(PrototxtSyntaxError) as again:
+        one_pass(SourceText(text, "t.prototxt"))
+    assert (again.value.message, again.value.line, again.value.column) == \
+        (info.value.message, info.value.line, info.value.column)
     return info.value
 
 
@@ -347,3 +368,23 @@ def test_corpus_matches_python_text_format(path):
         assert all(u.reason in ("field", "enum value") for u in unknown)
         with pytest.raises(text_format.ParseError):
             text_format.Parse(text, pb.NetParameter())
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_the_loader_reads_every_corpus_file_in_one_pass(path):
+    # CONVERTER.document parses and converts in one pass when the text sticks
+    # to the plain syntax (every corpus file does); convert() above checks that
+    # the result is the two steps' exactly.
+    source = SourceText(read_text_file(path), str(path))
+    assert CONVERTER._one_pass(source, pb.NetParameter.DESCRIPTOR, []) is not None
+
+
+@pytest.mark.parametrize("text", [
+    'name: "n"\nfoo: 1\nlayer { name: "a" bar { baz: 2 } type: "X" }',  # unknown fields, blocks
+    'layer { name: "a" pooling_param { pool: MEDIAN } }',  # an unknown enum value
+    'layer { name: "a" convolution_param { num_output: 3 } }\nlayer { name: "b" }',
+])
+def test_one_pass_keeps_unknowns_in_order_with_their_nodes(text):
+    source = SourceText(text, "t.prototxt")
+    assert CONVERTER._one_pass(source, pb.NetParameter.DESCRIPTOR, []) is not None
+    convert(text)  # the same values and unknowns as the two steps, nodes from the tree

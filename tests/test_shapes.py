@@ -746,3 +746,25 @@ def test_too_large_learned_blobs():
     assert problem.message == ("layer 'L' (InnerProduct) would need weights of 20000000x192: 3.84e+09 "
                                "elements, more than Caffe's limit of 2147483647 elements per blob")
     assert net.blob_shapes["ip"] == (1, 20000000)  # the top itself is fine
+
+
+@pytest.mark.parametrize("type_, params, weights", [
+    # (K, C/g, kh, kw): 60000 x 3000 x 3 x 5 = 2.7e9
+    ("Convolution", "num_output: 60000 kernel_h: 3 kernel_w: 5", "60000x3000x3x5: 2.7e+09"),
+    ("Convolution", "num_output: 30000 kernel_size: 3 kernel_size: 9", "30000x3000x3x9: 2.43e+09"),
+    # (C, K/g, kh, kw) for a deconvolution
+    ("Deconvolution", "num_output: 30000 group: 1 kernel_size: 5 stride: 2",
+     "3000x30000x5x5: 2.25e+09"),
+    # the fork's layer: (C, 1, kh, kw) whatever num_output says - never too large here
+    ("ConvolutionDepthwise", "num_output: 60000 kernel_size: 3", None),
+])
+def test_too_large_convolution_weights(type_, params, weights):
+    net = graph('input: "data"\ninput_shape { dim: 1 dim: 3000 dim: 10 dim: 10 }\n'
+                + layer(type_, f"convolution_param {{ {params} }}", ("data",), ("y",)))
+    problems = [p for p in net.problems if p.code == "too-large"]
+    if weights is None:
+        assert problems == []
+        return
+    (problem,) = problems
+    assert problem.message == (f"layer 'L' ({type_}) would need weights of {weights} elements, "
+                               "more than Caffe's limit of 2147483647 elements per blob")

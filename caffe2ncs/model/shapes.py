@@ -90,6 +90,9 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
     layer_shapes = result.layer_shapes
     all_producers = result.producers
     new_shapes = LayerShapes.build
+    rules = _RULES
+    no_input = _NO_INPUT_NEEDED
+    _CONV_MEMO.clear()  # memoised within one network only
     for layer in layers:
         # (This loop runs for every layer of every network loaded; it is
         # written for speed, checks and all.)
@@ -150,15 +153,23 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
                     "only in-place layers (top == bottom, at the same index) may write a blob twice",
                     _field(layer, "top", i), name))
 
+        # infer(), inlined
         out_shapes: tuple[Shape | None, ...]
-        try:
-            out_shapes = infer(layer, in_shapes)
-        except ShapeError as err:
-            problems.append(Problem("shape", f"layer {name!r} ({layer.type}): {err}",
-                                    _error_node(layer, err.field), name, fatal=False))
+        fn = rules.get(layer.type)
+        if fn is None or ((not in_shapes or None in in_shapes) and fn not in no_input):
             out_shapes = (None,) * n_tops
+        else:
+            try:
+                out = fn(layer.param._msg, in_shapes, layer)
+                out_shapes = tuple(out) if len(out) == n_tops else \
+                    tuple((list(out) + [None] * n_tops)[:n_tops])
+            except ShapeError as err:
+                problems.append(Problem("shape", f"layer {name!r} ({layer.type}): {err}",
+                                        _error_node(layer, err.field), name, fatal=False))
+                out_shapes = (None,) * n_tops
         for i, shape in enumerate(out_shapes):
-            if shape is not None:
+            # (a shape that is one of the inputs' was checked when it was made)
+            if shape is not None and not (in_shapes and shape is in_shapes[0]):
                 bad = _check_shape(shape)
                 if bad:
                     problems.append(Problem(
@@ -334,9 +345,15 @@ def raw_value(layer: Layer, *path: str):
 
 # --- same shape ---
 
-@rule("ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
-      "Threshold", "Dropout", "BatchNorm", "Bias", "LRN", "MVN", "Normalize", "Clip", "Swish",
+@rule("ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
+      "Threshold", "Dropout", "BatchNorm", "Bias", "MVN", "Normalize", "Clip", "Swish",
       "ShuffleChannel", "BN", "ReLU6", "Split", "Region", "GELU", "HardSigmoid", "Mish")
+def _same_plain(pb, shapes, layer):
+    n = len(layer.tops)
+    return (shapes[0],) if n == 1 else [shapes[0]] * max(1, n)
+
+
+@rule("PReLU", "LRN")
 def _same(pb, shapes, layer):
     if layer.type == "LRN" and pb.lrn_param.local_size % 2 == 0:
         raise ShapeError(f"local_size must be odd, not {pb.lrn_param.local_size}",
@@ -499,9 +516,21 @@ def _spatial_out(sizes, kernel, stride, pad, dilation, deconv: bool = False) -> 
 # "DepthwiseConvolution" (yonghenglh6/DepthwiseConvolution, MobileNet-YOLO) is a
 # BaseConvolutionLayer: Caffe's convolution setup, num_output and group as
 # written (its GPU kernel assumes group == channels == num_output).
+#: (parameters, input shapes, tops) -> output shapes of the convolutions seen in the
+#: network being analysed: a network repeats a few configurations (ResNet-152: 155
+#: convolutions, 16 distinct), and the parameters' bytes are cheaper to read than
+#: their fields
+_CONV_MEMO: dict = {}
+
+
 @rule("Convolution", "DepthwiseConvolution")
 def _conv(pb, shapes, layer):
-    return _conv_like(pb, shapes, layer, deconv=False)
+    cp = pb.convolution_param
+    key = (cp.SerializeToString(), tuple(shapes), len(layer.tops))
+    out = _CONV_MEMO.get(key)
+    if out is None:
+        out = _CONV_MEMO[key] = _conv_like(pb, shapes, layer, deconv=False)
+    return list(out)
 
 
 def depthwise_fork_geometry(cp, shape):
