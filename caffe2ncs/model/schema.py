@@ -240,11 +240,11 @@ class Converter:
         memo: dict = {}  # (field, token) -> value, for this document
         stack: list[tuple] = []
         pos = 0
-        for ws, name, sep, value, block, bsep, close, end_, other in _SIMPLE.findall(text):
-            if other:
-                return None
+        for ws, name, sep, value, other in _SIMPLE.findall(text):
             pos += len(ws)
-            if name:
+            if value:
+                if ":" not in sep:
+                    return None  # name value: a missing colon
                 vstart = pos + len(name) + len(sep)
                 end = vstart + len(value)
                 item = (name, pos, vstart, end, value)
@@ -282,8 +282,9 @@ class Converter:
                     _twice(name, pos, source, desc)
                 else:
                     out[name] = converted
-            elif block:
-                vstart = pos + len(block) + len(bsep)
+            elif name:  # name {
+                block = name
+                vstart = pos + len(block) + len(sep)
                 child = _LazyNode(block, pos, vstart, -1, [])
                 append(child)
                 stack.append((node, raw, table, out, desc))
@@ -315,13 +316,15 @@ class Converter:
                 raw = child._raw
                 append = raw.append
                 pos = vstart + 1
-            elif close:
+            elif other == "}":
                 if not stack:
                     return None
                 pos += 1
                 node.end = pos
                 node, raw, table, out, desc = stack.pop()
                 append = raw.append
+            elif other:
+                return None  # anything outside the simple syntax
             else:  # the end of the text
                 break
         if stack or pos != len(text):

@@ -110,7 +110,15 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
 
         in_shapes: list[Shape | None] = []
         prods: list[int] = []
-        for i, bottom in enumerate(bottoms):
+        if len(bottoms) == 1 and bottoms[0] in shapes:  # the common case, quickly
+            bottom = bottoms[0]
+            in_shapes.append(shapes[bottom])
+            prods.append(producer[bottom])
+            available.pop(bottom, None)
+            bottoms_left = ()
+        else:
+            bottoms_left = bottoms
+        for i, bottom in enumerate(bottoms_left):
             if bottom in shapes:
                 in_shapes.append(shapes[bottom])
                 prods.append(producer[bottom])
@@ -138,6 +146,8 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
         n_tops = len(tops)
         n_bottoms = len(bottoms)
         for i, top in enumerate(tops):
+            if n_tops == 1 and top not in shapes:
+                break  # the common case: one new top
             if n_tops > 1 and top in tops[:i]:
                 problems.append(Problem(
                     "duplicate-top", f"layer {name!r} lists top {top!r} twice",

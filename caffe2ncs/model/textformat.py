@@ -60,11 +60,9 @@ _CLOSER = {"{": "}", "<": ">"}
 _WS = r"[ \t\r\n\f\v]*+(?:#[^\n]*+[ \t\r\n\f\v]*+)*+"
 _SIMPLE = re.compile(
     rf"({_WS})(?:"
-    rf"({_IDENT})([ \t]*+:[ \t]*+)(\"[^\"\\\n]*+\"|'[^'\\\n]*+'|{_WORD})"  # name: value
-    rf"|({_IDENT})([ \t]*+:?[ \t]*+)\{{"  # name {
-    r"|(\})"  # }
-    r"|(\Z)"  # the end
-    r"|([\s\S]))"  # anything else: so that findall() never skips a character
+    # name: value (and, for the caller to refuse, name value), or name { / name: {
+    rf"({_IDENT})([ \t]*+:?[ \t]*+)(?:(\"[^\"\\\n]*+\"|'[^'\\\n]*+'|{_WORD})|\{{)"
+    r"|(\}|\Z|[\s\S]))"  # }, the end (''), or anything else: findall() never skips a character
 )
 _COMMENT_OR_STRING = re.compile(rf"{_STRING}|(#[^\n]*)")
 
@@ -242,17 +240,18 @@ def _parse_simple(text: str) -> Node | None:
     append = children.append
     stack: list[tuple[Node, list]] = []
     pos = 0
-    for ws, name, sep, value, block, bsep, close, end_, other in _SIMPLE.findall(text):
-        if other:
-            return None
+    for ws, name, sep, value, other in _SIMPLE.findall(text):
         pos += len(ws)
-        if name:
+        if value:
+            if ":" not in sep:
+                return None  # name value: a missing colon
             vstart = pos + len(name) + len(sep)
             end = vstart + len(value)
             append((name, pos, vstart, end, value))  # a Node when first asked for
             pos = end
-        elif block:
-            vstart = pos + len(block) + len(bsep)
+        elif name:  # name {
+            block = name
+            vstart = pos + len(block) + len(sep)
             node = _LazyNode(block, pos, vstart, -1, [])
             append(node)
             stack.append((node, children))
@@ -261,13 +260,15 @@ def _parse_simple(text: str) -> Node | None:
             children = node._raw
             append = children.append
             pos = vstart + 1
-        elif close:
+        elif other == "}":
             if not stack:
                 return None
             pos += 1
             node, children = stack.pop()
             node.end = pos
             append = children.append
+        elif other:
+            return None  # anything outside the simple syntax
         else:  # the end of the text
             break
     if stack or pos != len(text):
