@@ -82,9 +82,11 @@ def fix_files(files, args, resolver, console) -> tuple[bool, bool]:
         changed_any = True
         total += len(result.applied)
         if args.diff:
+            shown = relpath(path)
+            old, new = (shown, shown) if shown.startswith("/") else (f"a/{shown}", f"b/{shown}")
             diff = difflib.unified_diff(
                 text.splitlines(keepends=True), result.text.splitlines(keepends=True),
-                fromfile=f"a/{relpath(path)}", tofile=f"b/{relpath(path)}")
+                fromfile=old, tofile=new)
             sys.stdout.write("".join(line if line.endswith("\n") else line + "\n" for line in diff))
             continue
         target = output or path
@@ -97,11 +99,12 @@ def fix_files(files, args, resolver, console) -> tuple[bool, bool]:
         n = len(result.applied)
         where = f"{relpath(path)}" + (f" -> {relpath(output)}" if output else "")
         console.print(f"Fixed {n} problem{'s' if n != 1 else ''} in {escape(where)}",
-                      highlight=False)
+                      highlight=False, emoji=False)
         if getattr(args, "show_fixes", False):
             for fix in result.applied:
                 layer = f" (layer {fix.layer!r})" if fix.layer else ""
-                console.print(f"  {fix.code} {escape(fix.title)}{escape(layer)}", highlight=False)
+                console.print(f"  {fix.code} {escape(fix.title)}{escape(layer)}", highlight=False,
+                              emoji=False)
     if args.diff and changed_any:
         print(f"Would fix {total} problem{'s' if total != 1 else ''}.", file=sys.stderr)
     return changed_any, fatal
@@ -117,4 +120,4 @@ def _error_line(location: str, message: str, console) -> None:
 
     err_console = make_console("auto", stderr=True)
     prefix = f"[bold]{escape(location)}:[/bold] " if location else ""
-    err_console.print(f"{prefix}[bold red]error:[/bold red] {escape(message)}")
+    err_console.print(f"{prefix}[bold red]error:[/bold red] {escape(message)}", emoji=False)

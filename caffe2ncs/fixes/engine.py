@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import Caffe2NcsError
-from ..rules.base import Applicability, Diagnostic, Edit, Fix
+from ..rules.base import Applicability, Change, Diagnostic, Edit, Fix
 
 MAX_ROUNDS = 20
 
@@ -33,6 +33,8 @@ class AppliedFix:
     title: str
     layer: str | None
     line: int
+    #: what the fix changed in the network (see :class:`~caffe2ncs.rules.base.Change`)
+    changes: tuple[Change, ...] = ()
 
 
 @dataclass
@@ -115,8 +117,20 @@ def fix_text(text: str, path: str = "<text>", settings=None, unsafe: bool | None
                            "changed — please report this as a bug", path)
         for fix in chosen:
             d = by_fix[id(fix)]
-            result.applied.append(AppliedFix(d.code, d.name, fix.title, d.layer, d.line))
+            result.applied.append(AppliedFix(d.code, d.name, fix.title, d.layer, d.line, fix.changes))
         result.text = new_text
         result.rounds = round_no
     result.remaining = check_source(result.text, path, settings).diagnostics
     return result
+
+
+def fix(text: str, *, settings=None, unsafe: bool | None = None,
+        path: str = "<text>") -> tuple[str, list[AppliedFix]]:
+    """The Python API behind ``caffe2ncs.fix``: the fixed text and the fixes
+    applied (each with the :class:`~caffe2ncs.rules.base.Change` list it made to
+    the network).  Text that does not parse is returned unchanged with no fix;
+    :class:`FixError` is raised only for a bug in a fix."""
+    if not isinstance(text, str):
+        raise TypeError("fix() takes prototxt text (read the file first)")
+    result = fix_text(text, path, settings, unsafe)
+    return result.text, list(result.applied)

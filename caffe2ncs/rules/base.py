@@ -71,19 +71,55 @@ class Edit:
             raise ValueError(f"bad edit span {self.start}..{self.end}")
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a fix does to the *network* (as opposed to its text), declared by
+    the rule so that callers (and tests) know which differences between the
+    network before and after a fix are intended.
+
+    Kinds (``layer`` names a layer of the network the fix was computed on):
+
+    * ``remove-layer``: the layer is gone; whatever read its outputs now reads
+      its first bottom (Dropout, Split) or nothing did (losses, Accuracy);
+    * ``layer-to-input``: a data layer is replaced by a declared input called
+      ``value``; its readers read that input;
+    * ``rename-layer``: the layer is now called ``value``;
+    * ``retype-layer``: the layer's type is now ``value``;
+    * ``set-param``: ``value`` is ``(dotted path, new value)`` in the layer's
+      parameters (``None`` = the field is removed);
+    * ``set-batch``: every input's (and so every blob's) batch becomes ``value``;
+    * ``flatten-concat``: Concat ``layer`` reads the inputs of Concat ``value``
+      directly instead of its output;
+    * ``rename-blob``: ``value`` is ``(old, new)``; blob names are not part of
+      the network's meaning except for its inputs and outputs;
+    * ``reshape``: shapes from ``layer`` on may change (e.g. padding removed).
+    """
+
+    kind: str
+    layer: str | None = None
+    value: object = None
+
+
+def _sorted_edits(edits) -> tuple[Edit, ...]:
+    return tuple(sorted(edits, key=lambda e: (e.start, e.end)))
+
+
 @dataclass(frozen=True)
 class Fix:
     edits: tuple[Edit, ...]
     applicability: Applicability
     title: str
+    #: what the fix changes in the network (see :class:`Change`); empty when
+    #: only the spelling of the file changes (e.g. input_dim -> input_shape)
+    changes: tuple[Change, ...] = ()
 
     @classmethod
-    def safe(cls, title: str, *edits: Edit) -> Fix:
-        return cls(tuple(sorted(edits, key=lambda e: (e.start, e.end))), Applicability.SAFE, title)
+    def safe(cls, title: str, *edits: Edit, changes: tuple[Change, ...] = ()) -> Fix:
+        return cls(_sorted_edits(edits), Applicability.SAFE, title, tuple(changes))
 
     @classmethod
-    def unsafe(cls, title: str, *edits: Edit) -> Fix:
-        return cls(tuple(sorted(edits, key=lambda e: (e.start, e.end))), Applicability.UNSAFE, title)
+    def unsafe(cls, title: str, *edits: Edit, changes: tuple[Change, ...] = ()) -> Fix:
+        return cls(_sorted_edits(edits), Applicability.UNSAFE, title, tuple(changes))
 
 
 @dataclass(frozen=True)

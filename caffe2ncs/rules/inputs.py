@@ -16,7 +16,7 @@ from ..fixes.edits import (
 from ..model.net import InputForm, InputSpec
 from ..model.textformat import Node
 from ..sdk import DATA_LAYERS, sdk_error
-from .base import Diagnostic, Edit, Fix, FixAvailability, Rule, Severity
+from .base import Change, Diagnostic, Edit, Fix, FixAvailability, Rule, Severity
 from .context import Context
 from .registry import register
 
@@ -116,7 +116,8 @@ class BatchNotOne(Rule):
                 title = "set the batch size to 1"
                 if explicit:
                     title += f" (also edit Reshape layer {explicit[0].name!r}, which spells it out)"
-                fix = make(title, Edit(node.vstart, node.end, "1"))
+                fix = make(title, Edit(node.vstart, node.end, "1"),
+                           changes=(Change("set-batch", value=1),))
             yield ctx.report(
                 self, f"input {spec.name!r} has batch size {spec.shape[0]} "
                 f"(shape {_shape_text(spec.shape)}); the stick runs one image at a time",
@@ -158,7 +159,7 @@ class InputNotNamedData(Rule):
             for node in blob_references(net, spec.name):
                 edits.append(set_string(node, "data"))
             fix = Fix.safe(f"rename input {spec.name!r} to 'data' and every reference to it",
-                           *_unique(edits))
+                           *_unique(edits), changes=(Change("rename-blob", value=(spec.name, "data")),))
         yield ctx.report(self, f"the input is called {spec.name!r}; the NCSDK requires 'data'",
                          spec.node or spec.layer_node, fix=fix)
 
