@@ -24,7 +24,9 @@ from . import __version__
 from .errors import EXIT_INPUT, EXIT_INTERRUPTED, Caffe2NcsError
 
 # The order is the order of ``caffe2ncs --help``.
-COMMANDS: tuple[str, ...] = ("check", "fix", "rule", "info", "inspect", "devices")
+COMMANDS: tuple[str, ...] = (
+    "check", "fix", "rule", "info", "build", "inspect", "run", "profile", "devices",
+)
 
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug in caffe2ncs, never the user's fault
 

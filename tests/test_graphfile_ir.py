@@ -302,7 +302,7 @@ def test_ncsdk1_keeps_typed_params_in_op_params_buffers() -> None:
     assert np.frombuffer(g.constant(power.op_params.constant).data[:12], "<f4").tolist() == \
         [1.0, 0.5, 2.0]
     assert np.frombuffer(g.constant(crop.op_params.constant).data[:12], "<u4").tolist() == \
-        [2, 1, 0]  # [off_H, off_W, off_C]
+        [1, 2, 0]  # [off_W, off_H, off_C], as the vendor's Caffe parser writes them
 
 
 def test_ncsdk2_drops_op_params_it_cannot_reference() -> None:

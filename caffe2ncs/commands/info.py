@@ -21,6 +21,7 @@ def summarize(net) -> dict:
 
     layers = []
     total = 0
+    complete = True
     counts: dict[str, int] = {}
     for layer in net.layers:
         counts[layer.type] = counts.get(layer.type, 0) + 1
@@ -33,6 +34,8 @@ def summarize(net) -> dict:
             n_params = parameter_count(expected) if expected is not None else None
         if n_params:
             total += n_params
+        elif n_params is None:
+            complete = False
         where = net.position(layer.node)
         layers.append({
             "name": layer.name,
@@ -55,6 +58,8 @@ def summarize(net) -> dict:
         "layer_counts": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         "outputs": list(net.outputs),
         "parameters": total,
+        #: false when some layer's parameter count is unknown ("parameters" is then a minimum)
+        "parameters_known": complete,
         "fp16_weight_bytes": 2 * total,
         "problems": [
             {"code": p.code, "message": p.message, "layer": p.layer,
@@ -98,14 +103,28 @@ def _size(n: int) -> str:
 
 def _print(doc: dict, console) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     title = f"[bold]{escape(doc['file'] or '')}[/bold]"
     if doc["name"]:
         title += f"  network [bold]{escape(doc['name'])}[/bold]"
     console.print(title)
+    if not doc["layers"] and not doc["inputs"]:
+        console.print("an empty network: no inputs and no layers")
+    else:
+        _print_body(doc, console)
+    for problem in doc["problems"]:
+        where = f"line {problem['line']}: " if problem["line"] else ""
+        console.print(f"[yellow]warning:[/yellow] {escape(where + problem['message'])}")
+
+
+def _print_body(doc: dict, console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    at_least = "" if doc["parameters_known"] else "at least "
     console.print(f"{len(doc['layers'])} layers ('{doc['format']}' blocks); "
-                  f"{doc['parameters']:,} parameters, {_size(doc['fp16_weight_bytes'])} as fp16"
+                  f"{at_least}{doc['parameters']:,} parameters, "
+                  f"{at_least}{_size(doc['fp16_weight_bytes'])} as fp16"
                   + ("" if doc["weights"] else " (sizes from the prototxt)"))
     for name, shape in doc["inputs"].items():
         console.print(f"input  [bold]{escape(name)}[/bold]  {_fmt(shape)}  "
@@ -128,6 +147,3 @@ def _print(doc: dict, console) -> None:
             str(layer["line"] or ""),
         )
     console.print(table)
-    for problem in doc["problems"]:
-        where = f"line {problem['line']}: " if problem["line"] else ""
-        console.print(f"[yellow]warning:[/yellow] {escape(where + problem['message'])}")

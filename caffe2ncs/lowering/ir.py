@@ -525,7 +525,8 @@ class LrnParams:
 @dataclass(frozen=True)
 class OffsetParams:
     """CROP / RESHAPE: offsets along x, y, z (2.x inline; 1.x CROP stores
-    ``uint32[off_y, off_x, off_z]`` op params)."""
+    ``uint32[off_x, off_y, off_z]`` op params).  NCSDK 2.05 writes a RESHAPE's
+    output dims (x, y, z) in these fields."""
 
     offset_x: int = 0
     offset_y: int = 0
@@ -831,11 +832,13 @@ def layout_work_buffers(graph: Graph, first_offset: int = 0) -> Graph:
     Work buffers are taken in order of first appearance; each is sized by
     :func:`work_buffer_size` from the tensor its first writer describes (width
     ``strideY/strideX``, channels ``strideX/2`` -- the whole buffer for an
-    implicit concat -- and height ``dims.y``) and placed right after the
-    previous one.  A reference's ``offset`` is taken as relative to the
-    smallest offset used with its ``work_index`` (so a lowering pass can give
-    channel offsets only, e.g. ``2*channel`` for the second concat branch), and
-    becomes the buffer's address plus that relative offset.
+    implicit concat -- and as many rows as its references reach: ``dims.y``
+    of one writer, the sum of the parts of an implicit concat along the
+    height) and placed right after the previous one.  A reference's
+    ``offset`` is taken as relative to the smallest offset used with its
+    ``work_index`` (so a lowering pass can give channel offsets only, e.g.
+    ``2*channel`` for the second concat branch), and becomes the buffer's
+    address plus that relative offset.
     """
     refs: dict[int, list[tuple[str, BufferRef]]] = {}
     for stage in graph.stages:
@@ -850,8 +853,10 @@ def layout_work_buffers(graph: Graph, first_offset: int = 0) -> Graph:
         sx, sy, _sz = writer.strides
         channels = sx // esize if sx else writer.dims.z
         width = sy // sx if sx and sy else writer.dims.x
-        base[index] = (min(r.offset for _, r in uses), pos)
-        pos += work_buffer_size((width, writer.dims.y, channels), esize)
+        lowest = min(r.offset for _, r in uses)
+        rows = max(((r.offset - lowest) // sy if sy else 0) + r.dims.y for _, r in uses)
+        base[index] = (lowest, pos)
+        pos += work_buffer_size((width, rows, channels), esize)
 
     def moved(ref: BufferRef | None) -> BufferRef | None:
         if ref is None or ref.location is not Location.WORK:

@@ -352,18 +352,26 @@ def write_caffemodel(
     path: str | os.PathLike[str],
     layers: Iterable[tuple[pb.LayerParameter, Sequence[np.ndarray]]],
     name: str = "",
+    header: pb.NetParameter | None = None,
 ) -> None:
-    """Write a caffemodel: each ``(layer definition, blobs)`` as a ``layer``
-    entry whose ``blobs`` hold the arrays as packed float32 with a ``shape``.
-    The definition's own ``blobs`` field is ignored.  Arrays are streamed to the
-    file one at a time, so writing needs no second copy of the weights."""
+    """Write a caffemodel: ``header`` (the network's fields other than its
+    layers, e.g. inputs; ``name`` sets its name), then each ``(layer
+    definition, blobs)`` as a ``layer`` entry whose ``blobs`` hold the arrays as
+    packed float32 with a ``shape``.  The definition's own ``blobs`` field is
+    ignored.  Arrays are streamed to the file one at a time, so writing needs
+    no second copy of the weights."""
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
+    head = pb.NetParameter()
+    if header is not None:
+        head.CopyFrom(header)
+        del head.layer[:]
+        del head.layers[:]
+    if name:
+        head.name = name
     try:
         with open(tmp, "wb") as f:
-            if name:
-                header = pb.NetParameter(name=name).SerializeToString()
-                f.write(header)
+            f.write(head.SerializeToString())
             for layer, blobs in layers:
                 definition = pb.LayerParameter()
                 definition.CopyFrom(layer)

@@ -12,9 +12,23 @@ from __future__ import annotations
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from .schema import is_repeated
+
 _METHODS = frozenset(
-    {"HasField", "ListFields", "SerializeToString", "ByteSize", "IsInitialized", "WhichOneof"}
+    {"HasField", "SerializeToString", "ByteSize", "IsInitialized", "WhichOneof"}
 )
+
+
+def _freeze(fd: FieldDescriptor, value):
+    """A field's value as the view hands it out: messages wrapped read-only,
+    repeated fields as tuples."""
+    if is_repeated(fd):
+        if fd.type == FieldDescriptor.TYPE_MESSAGE:
+            return tuple(Frozen(v) for v in value)
+        return tuple(value)
+    if fd.type == FieldDescriptor.TYPE_MESSAGE:
+        return Frozen(value)
+    return value
 
 
 class Frozen:
@@ -32,14 +46,13 @@ class Frozen:
             if name in _METHODS or name == "DESCRIPTOR":
                 return getattr(msg, name)
             raise AttributeError(f"{msg.DESCRIPTOR.name} has no field {name!r}")
-        value = getattr(msg, name)
-        if fd.label == FieldDescriptor.LABEL_REPEATED:
-            if fd.type == FieldDescriptor.TYPE_MESSAGE:
-                return tuple(Frozen(v) for v in value)
-            return tuple(value)
-        if fd.type == FieldDescriptor.TYPE_MESSAGE:
-            return Frozen(value)
-        return value
+        return _freeze(fd, getattr(msg, name))
+
+    def ListFields(self) -> list:
+        """Like the message's ``ListFields``, with read-only values (the
+        message's own would hand out its mutable sub-messages)."""
+        msg = object.__getattribute__(self, "_msg")
+        return [(fd, _freeze(fd, value)) for fd, value in msg.ListFields()]
 
     def __setattr__(self, name: str, value) -> None:
         raise AttributeError("a loaded network is read-only; use .mutable() for a copy")

@@ -89,21 +89,27 @@ class Layer:
     type_spelling: str = ""
     #: position among all layer blocks in the file, including Input and filtered ones
     position: int = 0
+    #: for a V0 convolution/pooling: the ``layers { }`` block of the V0 ``padding``
+    #: layer that Caffe folds into it (where its ``pad`` is written), else None
+    v0_padding_node: Node | None = None
 
     @classmethod
     def build(cls, index, name, type, bottoms, tops, param, node, spelling, type_spelling,
-              position) -> Layer:
+              position, v0_padding_node=None) -> Layer:
         """Positional constructor for the loader's hot loop (a frozen dataclass's
         generated ``__init__`` sets each field through ``object.__setattr__``)."""
         layer = object.__new__(cls)
         layer.__dict__.update(
             index=index, name=name, type=type, bottoms=bottoms, tops=tops, param=param,
-            node=node, spelling=spelling, type_spelling=type_spelling, position=position)
+            node=node, spelling=spelling, type_spelling=type_spelling, position=position,
+            v0_padding_node=v0_padding_node)
         return layer
 
     @property
     def in_place(self) -> bool:
-        return bool(self.tops) and any(t in self.bottoms for t in self.tops)
+        """Whether a top is written in place: the same blob as the bottom at
+        its index (Caffe's rule; any other reuse of a blob is a conflict)."""
+        return any(i < len(self.bottoms) and self.bottoms[i] == t for i, t in enumerate(self.tops))
 
     def locate(self, *path: str | int) -> Node | None:
         """The source node of a field of this layer, by its canonical path, e.g.
@@ -114,7 +120,7 @@ class Layer:
         if not path:
             return self.node
         if self.spelling is LayerSpelling.V0:
-            return _locate_v0(self.node, path)
+            return _locate_v0(self.node, path, self.v0_padding_node)
         if self.spelling is LayerSpelling.V1 and path[0] == "param":
             return None  # V1 spreads ParamSpec over blobs_lr/weight_decay
         return self.node.find(*path)
@@ -146,7 +152,7 @@ _V0_PATHS = {
 }
 
 
-def _locate_v0(node: Node, path: tuple) -> Node | None:
+def _locate_v0(node: Node, path: tuple, padding: Node | None = None) -> Node | None:
     inner = node.get("layer")
     if path[0] in ("bottom", "top"):
         return node.find(*path)
@@ -159,7 +165,13 @@ def _locate_v0(node: Node, path: tuple) -> Node | None:
     if flat is None:
         return None
     rest = [p for p in path[2:]]
-    return inner.find(flat, *rest) if rest else inner.get(flat)
+    found = inner.find(flat, *rest) if rest else inner.get(flat)
+    if found is None and flat == "pad" and padding is not None:
+        # the pad of a folded V0 padding layer is written in that layer's block
+        pad_layer = padding.get("layer")
+        if pad_layer is not None:
+            found = pad_layer.find(flat, *rest) if rest else pad_layer.get(flat)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +195,13 @@ class LayerShapes:
 
     inputs: tuple[Shape | None, ...]
     outputs: tuple[Shape | None, ...]
+
+    @classmethod
+    def build(cls, inputs, outputs) -> LayerShapes:
+        """Positional constructor for the analysis loop (see Layer.build)."""
+        shapes = object.__new__(cls)
+        shapes.__dict__.update(inputs=inputs, outputs=outputs)
+        return shapes
 
 
 @dataclass(frozen=True, eq=False)

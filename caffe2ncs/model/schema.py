@@ -33,6 +33,14 @@ class Unknown:
     reason: str  # "field" or "enum value"
 
 
+def is_repeated(fd: FieldDescriptor) -> bool:
+    """Whether a field repeats (protobuf 7 removed ``label``; 4.x lacks ``is_repeated``)."""
+    try:
+        return fd.is_repeated
+    except AttributeError:
+        return fd.label == FieldDescriptor.LABEL_REPEATED
+
+
 _INT_RANGES = {
     FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1, "int32"),
     FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1, "int32"),
@@ -79,12 +87,14 @@ def parse_float(raw: str) -> float | None:
 
 
 class _FieldInfo:
-    __slots__ = ("name", "fd", "repeated", "message", "convert", "enum_values", "enum_names")
+    __slots__ = ("name", "fd", "repeated", "message", "convert", "enum_values", "enum_names",
+                 "string")
 
     def __init__(self, fd: FieldDescriptor) -> None:
         self.name = fd.name
         self.fd = fd
-        self.repeated = fd.label == FieldDescriptor.LABEL_REPEATED
+        self.repeated = is_repeated(fd)
+        self.string = fd.type == FieldDescriptor.TYPE_STRING
         self.message = fd.message_type if fd.type == FieldDescriptor.TYPE_MESSAGE else None
         self.enum_values = None
         self.enum_names = None
@@ -98,50 +108,68 @@ class Converter:
     """Builds protobuf messages from :class:`Node` trees for one schema."""
 
     def __init__(self) -> None:
-        self._fields: dict[str, dict[str, _FieldInfo]] = {}
+        self._fields: dict[Descriptor, dict[str, _FieldInfo]] = {}
 
     def fields(self, desc: Descriptor) -> dict[str, _FieldInfo]:
-        table = self._fields.get(desc.full_name)
+        table = self._fields.get(desc)
         if table is None:
             table = {fd.name: _FieldInfo(fd) for fd in desc.fields}
-            self._fields[desc.full_name] = table
+            self._fields[desc] = table
         return table
 
+    def message(self, cls, nodes: list[Node], source: SourceText, unknown: list[Unknown]):
+        """A new message of class ``cls`` with the fields of ``nodes`` (the
+        children of a message node)."""
+        return cls(**self.values(cls.DESCRIPTOR, nodes, source, unknown))
+
     def fill(self, msg, nodes: list[Node], source: SourceText, unknown: list[Unknown]) -> None:
-        """Set the fields of ``msg`` from ``nodes`` (the children of a message node)."""
-        desc = msg.DESCRIPTOR
-        table = self.fields(desc)
-        seen: set[str] | None = None
+        """Set the fields of ``msg`` from ``nodes`` (merged into what it has)."""
+        msg.MergeFrom(self.message(type(msg), nodes, source, unknown))
+
+    def values(self, desc: Descriptor, nodes: list[Node], source: SourceText,
+               unknown: list[Unknown]) -> dict:
+        """The fields of ``nodes`` as keyword arguments for the message class of
+        ``desc``: scalars converted, sub-messages as dicts, repeated fields as
+        lists.  Building dicts in Python and the messages in one constructor
+        call (in protobuf's C code) is ~2x faster than setting each field."""
+        table = self._fields.get(desc) or self.fields(desc)
+        out: dict = {}
         for node in nodes:
-            info = table.get(node.name)
+            name = node.name
+            info = table.get(name)
             if info is None:
                 unknown.append(Unknown(node, desc.name, "field"))
                 continue
             if info.message is not None:
                 if node.children is None:
                     _fail(source, node.vstart,
-                          f"'{node.name}' is a message ({info.message.name}); expected '{{' "
+                          f"'{name}' is a message ({info.message.name}); expected '{{' "
                           f"but found {node.value!r}")
-                if info.repeated:
-                    sub = getattr(msg, node.name).add()
-                else:
-                    seen = _once(seen, node, source, desc)
-                    sub = getattr(msg, node.name)
-                    sub.SetInParent()
-                self.fill(sub, node.children, source, unknown)
-                continue
-            if node.children is not None:
-                _fail(source, node.vstart,
-                      f"'{node.name}' is a {_type_name(info.fd)}, not a message")
-            value = info.convert(node, source)
-            if value is _UNKNOWN_ENUM:
-                unknown.append(Unknown(node, desc.name, "enum value"))
-                continue
-            if info.repeated:
-                getattr(msg, node.name).append(value)
+                value = self.values(info.message, node.children, source, unknown)
             else:
-                seen = _once(seen, node, source, desc)
-                setattr(msg, node.name, value)
+                if node.children is not None:
+                    _fail(source, node.vstart,
+                          f"'{name}' is {_a(_type_name(info.fd))}, not a message")
+                raw = node.value
+                if info.string and raw[0] == '"' and raw[-1] == '"' and "\\" not in raw \
+                        and raw.count('"') == 2 and raw.isascii():
+                    value = raw[1:-1]  # a plain string (most fields are names, tops, bottoms)
+                else:
+                    value = info.convert(node, source)
+                    if value is _UNKNOWN_ENUM:
+                        unknown.append(Unknown(node, desc.name, "enum value"))
+                        continue
+            if info.repeated:
+                items = out.get(name)
+                if items is None:
+                    out[name] = [value]
+                else:
+                    items.append(value)
+            elif name in out:
+                _twice(node, source, desc)
+            else:
+                out[name] = value
+        return out
 
     def scalar(self, info: _FieldInfo, node: Node, source: SourceText):
         return info.convert(node, source)
@@ -156,13 +184,18 @@ def _converter(info: _FieldInfo):
     def not_a_string(node: Node, source: SourceText) -> None:
         if node.value[:1] in "\"'":
             _fail(source, node.vstart,
-                  f"'{node.name}' takes a {_type_name(fd)}, found the string {node.value}")
+                  f"'{node.name}' takes {_a(_type_name(fd))}, found the string {node.value}")
 
     if t == FieldDescriptor.TYPE_STRING or t == FieldDescriptor.TYPE_BYTES:
         as_bytes = t == FieldDescriptor.TYPE_BYTES
 
         def convert_string(node: Node, source: SourceText):
             raw = node.value
+            q = raw[0]
+            if (q == '"' or q == "'") and raw[-1] == q and len(raw) > 1 and "\\" not in raw \
+                    and raw.count(q) == 2 and raw.isascii():
+                # the common case: one plain ASCII literal (unquote's fast path, inlined)
+                return raw[1:-1].encode() if as_bytes else raw[1:-1]
             if raw[:1] not in "\"'":
                 _fail(source, node.vstart,
                       f"'{node.name}' takes a quoted string, found {raw!r} (write \"{raw}\")")
@@ -247,14 +280,9 @@ def _converter(info: _FieldInfo):
 _UNKNOWN_ENUM = object()
 
 
-def _once(seen: set[str] | None, node: Node, source: SourceText, desc: Descriptor) -> set[str]:
-    if seen is None:
-        seen = set()
-    if node.name in seen:
-        _fail(source, node.start,
-              f"'{node.name}' is given twice in one {desc.name}, but it is not a repeated field")
-    seen.add(node.name)
-    return seen
+def _twice(node: Node, source: SourceText, desc: Descriptor):
+    _fail(source, node.start,
+          f"'{node.name}' is given twice in one {desc.name}, but it is not a repeated field")
 
 
 def _type_name(fd: FieldDescriptor) -> str:
@@ -270,6 +298,10 @@ def _type_name(fd: FieldDescriptor) -> str:
         FieldDescriptor.TYPE_STRING: "string",
         FieldDescriptor.TYPE_BYTES: "bytes",
     }.get(fd.type, "scalar")
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeio" else f"a {noun}"  # "a uint32"
 
 
 def _fail(source: SourceText, offset: int, message: str):

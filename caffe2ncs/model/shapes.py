@@ -55,10 +55,7 @@ class Analysis:
 
 
 def count(shape: Shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+    return math.prod(shape)
 
 
 def describe(shape: Shape | None) -> str:
@@ -87,25 +84,30 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
         producer[spec.name] = -1
         available[spec.name] = None
 
-    written_by: dict[str, list[int]] = {}
-    for layer in layers:
-        for top in layer.tops:
-            written_by.setdefault(top, []).append(layer.index)
-
+    written_by: dict[str, list[int]] | None = None  # built when first needed
     names: dict[str, int] = {}
     forward_refs: list[tuple[Layer, str, int]] = []
+    layer_shapes = result.layer_shapes
+    all_producers = result.producers
+    new_shapes = LayerShapes.build
     for layer in layers:
-        if layer.name in names:
+        # (This loop runs for every layer of every network loaded; it is
+        # written for speed, checks and all.)
+        name = layer.name
+        index = layer.index
+        bottoms = layer.bottoms
+        tops = layer.tops
+        if name in names:
             problems.append(Problem(
                 "duplicate-layer-name",
-                f"layer name {layer.name!r} is used by two layers (also layer #{names[layer.name]}); "
+                f"layer name {name!r} is used by two layers (also layer #{names[name]}); "
                 "weights are matched by name, so one of them will get the other's",
-                layer.locate("name"), layer.name, fatal=False))
-        names[layer.name] = layer.index
+                layer.locate("name"), name, fatal=False))
+        names[name] = index
 
         in_shapes: list[Shape | None] = []
         prods: list[int] = []
-        for i, bottom in enumerate(layer.bottoms):
+        for i, bottom in enumerate(bottoms):
             if bottom in shapes:
                 in_shapes.append(shapes[bottom])
                 prods.append(producer[bottom])
@@ -113,61 +115,63 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
                 continue
             in_shapes.append(None)
             prods.append(-2)
-            later = [i for i in written_by.get(bottom, ()) if i > layer.index]
+            if written_by is None:
+                written_by = {}
+                for other in layers:
+                    for top in other.tops:
+                        written_by.setdefault(top, []).append(other.index)
+            later = [j for j in written_by.get(bottom, ()) if j > index]
             if later:
                 forward_refs.append((layer, bottom, later[0]))
             else:
                 hint = ""
-                if bottom in layer.tops:
+                if bottom in tops:
                     hint = " (it is written in place by this layer, but nothing produces it first)"
                 problems.append(Problem(
                     "missing-bottom",
-                    f"layer {layer.name!r} reads blob {bottom!r}, which no input or layer produces{hint}",
-                    _field(layer, "bottom", i), layer.name))
+                    f"layer {name!r} reads blob {bottom!r}, which no input or layer produces{hint}",
+                    _field(layer, "bottom", i), name))
 
-        seen_tops: set[str] = set()
-        for i, top in enumerate(layer.tops):
-            if top in seen_tops:
+        n_tops = len(tops)
+        n_bottoms = len(bottoms)
+        for i, top in enumerate(tops):
+            if n_tops > 1 and top in tops[:i]:
                 problems.append(Problem(
-                    "duplicate-top", f"layer {layer.name!r} lists top {top!r} twice",
-                    _field(layer, "top", i), layer.name))
-            seen_tops.add(top)
-            if top in shapes and top not in layer.bottoms:
+                    "duplicate-top", f"layer {name!r} lists top {top!r} twice",
+                    _field(layer, "top", i), name))
+            # Caffe's Net::AppendTop: a top is in place only if it is the
+            # bottom at the same index; any other existing blob is a conflict.
+            if top in shapes and not (i < n_bottoms and bottoms[i] == top):
                 owner = producer[top]
                 by = "an input" if owner == -1 else f"layer {layers[owner].name!r}"
                 problems.append(Problem(
                     "duplicate-top",
-                    f"layer {layer.name!r} writes blob {top!r}, which {by} already produced; "
-                    "only in-place layers (top == bottom) may write a blob twice",
-                    _field(layer, "top", i), layer.name))
+                    f"layer {name!r} writes blob {top!r}, which {by} already produced; "
+                    "only in-place layers (top == bottom, at the same index) may write a blob twice",
+                    _field(layer, "top", i), name))
 
         out_shapes: tuple[Shape | None, ...]
         try:
             out_shapes = infer(layer, in_shapes)
         except ShapeError as err:
-            node = layer.locate(*err.field) if err.field else None
-            problems.append(Problem("shape", f"layer {layer.name!r} ({layer.type}): {err}",
-                                    node or layer.locate("type") or layer.node, layer.name,
-                                    fatal=False))
-            out_shapes = (None,) * len(layer.tops)
-        checked = []
+            problems.append(Problem("shape", f"layer {name!r} ({layer.type}): {err}",
+                                    _error_node(layer, err.field), name, fatal=False))
+            out_shapes = (None,) * n_tops
         for i, shape in enumerate(out_shapes):
             if shape is not None:
                 bad = _check_shape(shape)
                 if bad:
                     problems.append(Problem(
                         "too-large",
-                        f"layer {layer.name!r} ({layer.type}) would make top "
-                        f"{layer.tops[i]!r} {bad}", layer.locate("top", i) or layer.node, layer.name))
-                    shape = None
-            checked.append(shape)
-        out_shapes = tuple(checked)
-        for top, shape in zip(layer.tops, out_shapes):
-            shapes[top] = shape
-            producer[top] = layer.index
+                        f"layer {name!r} ({layer.type}) would make top "
+                        f"{tops[i]!r} {bad}", layer.locate("top", i) or layer.node, name))
+                    out_shapes = out_shapes[:i] + (None,) + out_shapes[i + 1:]
+            top = tops[i]
+            shapes[top] = out_shapes[i]
+            producer[top] = index
             available[top] = None
-        result.layer_shapes.append(LayerShapes(tuple(in_shapes), out_shapes))
-        result.producers.append(tuple(prods))
+        layer_shapes.append(new_shapes(tuple(in_shapes), out_shapes))
+        all_producers.append(tuple(prods))
 
     if forward_refs:
         cycle = _find_cycle(layers)
@@ -194,13 +198,27 @@ def _field(layer: Layer, name: str, index: int):
     return layer.locate(name, index) or layer.node
 
 
+def _error_node(layer: Layer, field: tuple):
+    """Where a shape error points: the offending field, else the nearest
+    enclosing block that is written (a default is not in the text), else the
+    layer's type."""
+    path = tuple(field)
+    while path:
+        node = layer.locate(*path)
+        if node is not None:
+            return node
+        path = path[:-1]
+        while path and isinstance(path[-1], int):
+            path = path[:-1]
+    return layer.locate("type") or layer.node
+
+
 def _check_shape(shape: Shape) -> str | None:
     if len(shape) > MAX_AXES:
         return f"has {len(shape)} axes (Caffe allows at most {MAX_AXES})"
-    for d in shape:
-        if d < 0:
-            return f"has a negative dimension ({describe(shape)})"
-    n = count(shape)
+    if shape and min(shape) < 0:
+        return f"has a negative dimension ({describe(shape)})"
+    n = math.prod(shape)
     if n > MAX_BLOB_ELEMENTS:
         return (f"{describe(shape)}: {n:.3g} elements, more than Caffe's limit of "
                 f"{MAX_BLOB_ELEMENTS} elements per blob")
@@ -353,7 +371,8 @@ def _scale(pb, shapes, layer):
 def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
     """(kernel, stride, pad, dilation) lists for ``n_spatial`` axes, from a
     ConvolutionParameter, with Caffe's checks."""
-    if cp.HasField("kernel_h") or cp.HasField("kernel_w"):
+    has = cp.HasField
+    if has("kernel_h") or has("kernel_w"):
         if n_spatial != 2:
             raise ShapeError("kernel_h/kernel_w only work for 2-D convolution", (owner, "kernel_h"))
         if len(cp.kernel_size):
@@ -363,38 +382,47 @@ def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
             raise ShapeError("kernel_h and kernel_w must be given together", (owner, "kernel_h"))
         kernel = [cp.kernel_h, cp.kernel_w]
     else:
-        kernel = _per_axis(list(cp.kernel_size), n_spatial, None, "kernel_size", owner)
-    if cp.HasField("stride_h") or cp.HasField("stride_w"):
+        kernel = _per_axis(cp.kernel_size, n_spatial, None, "kernel_size", owner)
+    if has("stride_h") or has("stride_w"):
+        if n_spatial != 2:
+            raise ShapeError("stride_h/stride_w only work for 2-D convolution", (owner, "stride_h"))
         if len(cp.stride):
             raise ShapeError("give either stride or stride_h/stride_w, not both", (owner, "stride"))
-        stride = [cp.stride_h if cp.HasField("stride_h") else 1,
-                  cp.stride_w if cp.HasField("stride_w") else 1]
+        # As in Caffe, a missing one is 0 (which Caffe then divides by).
+        stride = [cp.stride_h, cp.stride_w]
     else:
-        stride = _per_axis(list(cp.stride), n_spatial, 1, "stride", owner)
-    if cp.HasField("pad_h") or cp.HasField("pad_w"):
+        stride = _per_axis(cp.stride, n_spatial, 1, "stride", owner)
+    if has("pad_h") or has("pad_w"):
+        if n_spatial != 2:
+            raise ShapeError("pad_h/pad_w only work for 2-D convolution", (owner, "pad_h"))
         if len(cp.pad):
             raise ShapeError("give either pad or pad_h/pad_w, not both", (owner, "pad"))
-        pad = [cp.pad_h if cp.HasField("pad_h") else 0, cp.pad_w if cp.HasField("pad_w") else 0]
+        pad = [cp.pad_h, cp.pad_w]
     else:
-        pad = _per_axis(list(cp.pad), n_spatial, 0, "pad", owner)
-    dilation = _per_axis(list(cp.dilation), n_spatial, 1, "dilation", owner)
-    for name, values, low in (("kernel size", kernel, 1), ("stride", stride, 1),
-                              ("dilation", dilation, 1), ("pad", pad, 0)):
-        if any(v < low for v in values):
-            raise ShapeError(f"{name} must be at least {low}, got {values}")
+        pad = _per_axis(cp.pad, n_spatial, 0, "pad", owner)
+    dilation = _per_axis(cp.dilation, n_spatial, 1, "dilation", owner)
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1 or min(pad) < 0:
+        for name, values, low, fname in (("kernel size", kernel, 1, "kernel_size"),
+                                         ("stride", stride, 1, "stride"),
+                                         ("dilation", dilation, 1, "dilation"), ("pad", pad, 0, "pad")):
+            if any(v < low for v in values):
+                raise ShapeError(f"{name} must be at least {low}, got {values}", (owner, fname))
     return kernel, stride, pad, dilation
 
 
-def _per_axis(values: list[int], n: int, default: int | None, name: str, owner: str) -> list[int]:
-    if not values:
+def _per_axis(values, n: int, default: int | None, name: str, owner: str) -> list[int]:
+    """One value per spatial axis from a repeated field (``len`` and indexing:
+    converting the protobuf container with ``list()`` costs 6x more)."""
+    given = len(values)
+    if given == 1:
+        return [values[0]] * n
+    if not given:
         if default is None:
             raise ShapeError(f"{name} is required", (owner, name))
         return [default] * n
-    if len(values) == 1:
-        return values * n
-    if len(values) != n:
-        raise ShapeError(f"{name} has {len(values)} values for {n} spatial axes", (owner, name))
-    return values
+    if given != n:
+        raise ShapeError(f"{name} has {given} values for {n} spatial axes", (owner, name))
+    return list(values)
 
 
 def _conv_like(pb, shapes, layer, deconv: bool):
@@ -462,24 +490,36 @@ def _pooling(pb, shapes, layer):
     if len(shape) != 4:
         raise ShapeError(f"pooling needs a 4-axis input (N, C, H, W), got {describe(shape)}")
     n, c, h, w = shape
+    # The checks and the geometry of Caffe's PoolingLayer::LayerSetUp.
+    has = pp.HasField
     if pp.global_pooling:
-        if pp.HasField("kernel_size") or pp.HasField("kernel_h") or pp.HasField("kernel_w"):
+        if has("kernel_size") or has("kernel_h") or has("kernel_w"):
             raise ShapeError("global_pooling takes no kernel size", ("pooling_param", "kernel_size"))
         kh, kw = h, w
-    elif pp.HasField("kernel_h") or pp.HasField("kernel_w"):
-        if pp.HasField("kernel_size"):
+    else:
+        if has("kernel_size") and (has("kernel_h") or has("kernel_w")):
             raise ShapeError("give either kernel_size or kernel_h/kernel_w, not both",
                              ("pooling_param", "kernel_size"))
-        kh, kw = pp.kernel_h, pp.kernel_w
-    elif pp.HasField("kernel_size"):
-        kh = kw = pp.kernel_size
-    else:
-        raise ShapeError("kernel_size is required (or global_pooling: true)", ("pooling_param",))
-    if pp.HasField("pad_h") or pp.HasField("pad_w"):
+        if has("kernel_size"):
+            kh = kw = pp.kernel_size
+        elif has("kernel_h") and has("kernel_w"):
+            kh, kw = pp.kernel_h, pp.kernel_w
+        elif has("kernel_h") or has("kernel_w"):
+            raise ShapeError("kernel_h and kernel_w must be given together",
+                             ("pooling_param", "kernel_h" if has("kernel_h") else "kernel_w"))
+        else:
+            raise ShapeError("kernel_size is required (or global_pooling: true)",
+                             ("pooling_param",))
+    for name in ("pad", "stride"):
+        hw = has(f"{name}_h"), has(f"{name}_w")
+        if any(hw) and (has(name) or not all(hw)):
+            raise ShapeError(f"give either {name}, or both {name}_h and {name}_w",
+                             ("pooling_param", f"{name}_h" if hw[0] else f"{name}_w"))
+    if has("pad_h"):
         ph, pw = pp.pad_h, pp.pad_w
     else:
         ph = pw = pp.pad
-    if pp.HasField("stride_h") or pp.HasField("stride_w"):
+    if has("stride_h"):
         sh, sw = pp.stride_h, pp.stride_w
     else:
         sh = sw = pp.stride
@@ -488,14 +528,17 @@ def _pooling(pb, shapes, layer):
     if sh < 1 or sw < 1:
         raise ShapeError(f"stride must be positive, got {sh}x{sw}", ("pooling_param", "stride"))
     if pp.global_pooling and (ph or pw or sh != 1 or sw != 1):
-        raise ShapeError("global pooling takes no pad and stride 1", ("pooling_param", "pad"))
-    if ph or pw:
+        raise ShapeError("global pooling takes no pad and stride 1",
+                         ("pooling_param", "pad" if ph or pw else "stride"))
+    padded = bool(ph or pw)
+    if padded:
         if ph >= kh or pw >= kw:
             raise ShapeError(f"pad ({ph}x{pw}) must be smaller than the kernel ({kh}x{kw})",
                              ("pooling_param", "pad"))
     ceil = pooling_rounds_up(pb, layer)
-    oh = pooled_size(h, kh, sh, ph, ceil)
-    ow = pooled_size(w, kw, sw, pw, ceil)
+    # Caffe clamps both axes as soon as either has padding.
+    oh = pooled_size(h, kh, sh, ph, ceil, padded)
+    ow = pooled_size(w, kw, sw, pw, ceil, padded)
     if oh < 1 or ow < 1:
         raise ShapeError(f"output size {oh}x{ow} < 1 (input {h}x{w}, kernel {kh}x{kw}, "
                          f"stride {sh}x{sw}, pad {ph}x{pw})")
@@ -514,10 +557,13 @@ def pooling_rounds_up(pb, layer: Layer) -> bool:
     return True
 
 
-def pooled_size(x: int, k: int, s: int, p: int, ceil: bool) -> int:
+def pooled_size(x: int, k: int, s: int, p: int, ceil: bool, clamp: bool | None = None) -> int:
+    """One pooled axis as Caffe sizes it: rounded up (or down), then, when the
+    layer has any padding (``clamp``, by default ``p != 0``), one window fewer
+    if the last would start in the right padding."""
     span = x + 2 * p - k
     out = (-(-span // s) if ceil else span // s) + 1
-    if p and (out - 1) * s >= x + p:
+    if (p if clamp is None else clamp) and (out - 1) * s >= x + p:
         out -= 1  # the last window must start inside the image (or its left padding)
     return out
 
@@ -860,35 +906,50 @@ def _detection_output(pb, shapes, layer):
     # detection.  How many are kept is only known at run time; the shape is the
     # most there can be (keep_top_k), as OpenCV sizes it.  Caffe itself sizes the
     # top at one row until the first forward pass.
+    # With a batch of N images, up to N * keep_top_k rows (OpenCV's size too).
     keep = pb.detection_output_param.keep_top_k
-    return [(1, 1, keep if keep > 0 else 1, 7)]
+    batch = shapes[0][0] if shapes[0] else 1
+    return [(1, 1, batch * keep if keep > 0 else 1, 7)]
 
 
 # --- common custom layers ---
 
 @rule("Upsample")
 def _upsample(pb, shapes, layer):
+    # SegNet/ENet's UpsampleLayer (the second bottom is the pooling mask, of
+    # the first's size), also used by YOLOv3 conversions with one bottom:
+    # upsample_h/upsample_w if given, else size * scale (default 2) less one
+    # for pad_out_h/pad_out_w.
     shape = shapes[0]
     if len(shape) != 4:
         raise ShapeError(f"needs a 4-axis input, got {describe(shape)}")
     n, c, h, w = shape
+    if len(shapes) > 1 and shapes[1] is not None and tuple(shapes[1]) != tuple(shape):
+        raise ShapeError(f"the mask (bottom 1, {describe(shapes[1])}) must have the shape of "
+                         f"bottom 0 ({describe(shape)})", ("bottom", 1))
     uh = raw_value(layer, "upsample_param", "upsample_h")
     uw = raw_value(layer, "upsample_param", "upsample_w")
-    if isinstance(uh, int) and isinstance(uw, int):
+    if _is_int(uh) and _is_int(uw) and uh > 0 and uw > 0:
         return [(n, c, uh, uw)]
-    if len(shapes) > 1 and shapes[1] is not None and len(shapes) == 2 and raw_value(
-            layer, "upsample_param", "scale") is None:
-        return [(n, c, shapes[1][2], shapes[1][3])]
     scale = raw_value(layer, "upsample_param", "scale")
     sh = raw_value(layer, "upsample_param", "scale_h")
     sw = raw_value(layer, "upsample_param", "scale_w")
-    sh = sh if isinstance(sh, int) else scale if isinstance(scale, int) else 2
-    sw = sw if isinstance(sw, int) else scale if isinstance(scale, int) else 2
-    return [(n, c, h * sh, w * sw)]
+    sh = sh if _is_int(sh) else scale if _is_int(scale) else 2
+    sw = sw if _is_int(sw) else scale if _is_int(scale) else 2
+    if sh < 1 or sw < 1:
+        raise ShapeError(f"scale must be positive, got {sh}x{sw}", ("upsample_param",))
+    pad_h = 1 if raw_value(layer, "upsample_param", "pad_out_h") is True else 0
+    pad_w = 1 if raw_value(layer, "upsample_param", "pad_out_w") is True else 0
+    return [(n, c, h * sh - pad_h, w * sw - pad_w)]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @rule("Interp")
 def _interp(pb, shapes, layer):
+    # DeepLab/PSPNet's InterpLayer::Reshape, in its order of precedence.
     n, c, h, w = shapes[0]
     pad_beg = raw_value(layer, "interp_param", "pad_beg") or 0
     pad_end = raw_value(layer, "interp_param", "pad_end") or 0
@@ -898,16 +959,25 @@ def _interp(pb, shapes, layer):
     shrink = raw_value(layer, "interp_param", "shrink_factor")
     height = raw_value(layer, "interp_param", "height")
     width = raw_value(layer, "interp_param", "width")
+    zoom = zoom if isinstance(zoom, int) and not isinstance(zoom, bool) else None
+    shrink = shrink if isinstance(shrink, int) and not isinstance(shrink, bool) else None
+    if zoom is not None and zoom < 1:
+        raise ShapeError("zoom_factor must be at least 1", ("interp_param", "zoom_factor"))
+    if shrink is not None and shrink < 1:
+        raise ShapeError("shrink_factor must be at least 1", ("interp_param", "shrink_factor"))
+    ho, wo = h_in, w_in
+    if shrink is not None:
+        ho, wo = (ho - 1) // shrink + 1, (wo - 1) // shrink + 1
+    if zoom is not None:
+        ho, wo = ho + (ho - 1) * (zoom - 1), wo + (wo - 1) * (zoom - 1)
+    if shrink is not None or zoom is not None:
+        return [(n, c, ho, wo)]
     if isinstance(height, int) and isinstance(width, int):
         return [(n, c, height, width)]
     if len(shapes) > 1 and shapes[1] is not None:
         return [(n, c, shapes[1][2], shapes[1][3])]
-    ho, wo = h_in, w_in
-    if isinstance(shrink, int):
-        ho, wo = (ho - 1) // shrink + 1, (wo - 1) // shrink + 1
-    if isinstance(zoom, int):
-        ho, wo = ho + (ho - 1) * (zoom - 1), wo + (wo - 1) * (zoom - 1)
-    return [(n, c, ho, wo)]
+    raise ShapeError("give zoom_factor, shrink_factor, height and width, or a second bottom",
+                     ("interp_param",))
 
 
 @rule("Reorg")
@@ -915,10 +985,13 @@ def _reorg(pb, shapes, layer):
     n, c, h, w = shapes[0]
     stride = raw_value(layer, "reorg_param", "stride")
     s = stride if isinstance(stride, int) and stride > 0 else 2
+    if raw_value(layer, "reorg_param", "reverse") is True:
+        if c % (s * s):
+            raise ShapeError(f"reverse reorg stride {s} needs channels divisible by {s * s}, "
+                             f"not {c}", ("reorg_param", "stride"))
+        return [(n, c // (s * s), h * s, w * s)]
     if h % s or w % s:
         raise ShapeError(f"reorg stride {s} does not divide {h}x{w}", ("reorg_param", "stride"))
-    if raw_value(layer, "reorg_param", "reverse") is True:
-        return [(n, c // (s * s), h * s, w * s)]
     return [(n, c * s * s, h // s, w // s)]
 
 

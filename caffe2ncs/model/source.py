@@ -43,7 +43,9 @@ def read_text_file(path: str | os.PathLike[str], limit: int = MAX_PROTOTXT_BYTES
                 raise InputFileError(
                     f"file is {size} bytes; prototxt files over {limit} bytes are refused", path
                 )
-            data = f.read(limit + 1)
+            # Read what is there (one more byte to notice a file that grew);
+            # f.read(limit + 1) would allocate the whole limit up front.
+            data = f.read(size + 1) if size else _read_at_most(f, limit + 1)
     except FileNotFoundError:
         raise InputFileError("no such file", path) from None
     except IsADirectoryError:
@@ -55,6 +57,18 @@ def read_text_file(path: str | os.PathLike[str], limit: int = MAX_PROTOTXT_BYTES
     if len(data) > limit:
         raise InputFileError(f"prototxt files over {limit} bytes are refused", path)
     return decode(data)
+
+
+def _read_at_most(f, n: int) -> bytes:
+    """Up to ``n`` bytes from a file whose size is not known (a pipe, /proc)."""
+    chunks = []
+    while n > 0:
+        chunk = f.read(min(n, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
 
 
 @dataclass(frozen=True, slots=True)

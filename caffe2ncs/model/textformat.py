@@ -15,7 +15,9 @@ optional ``,``/``;`` separators, and a missing final newline.
 The parser is one regular expression that swallows whitespace/comments as a
 prefix of every token and recognises the common ``name: value`` and
 ``name {`` pairs in a single match; everything else goes through a small
-generic state machine.  Malformed input raises
+generic state machine.  Files that use only the plain subset of the syntax
+(almost all) take a faster path first (``_parse_simple``) that builds the
+same tree.  Malformed input raises
 :class:`~caffe2ncs.errors.PrototxtSyntaxError` with the line and column.
 """
 
@@ -30,14 +32,16 @@ from .source import SourceText, Span
 #: Nesting deeper than this is refused (Caffe's deepest real nesting is ~5).
 MAX_DEPTH = 100
 
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_STRING = r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
-_WORD = r"-?[A-Za-z0-9_.][A-Za-z0-9_.+-]*"
+# Possessive quantifiers (*+, Python 3.11) never backtrack into what they
+# matched; none of these ever needs to, and they make the scan ~25% faster.
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*+"
+_STRING = r"\"(?:[^\"\\\n]|\\.)*+\"|'(?:[^'\\\n]|\\.)*+'"
+_WORD = r"-?[A-Za-z0-9_.][A-Za-z0-9_.+-]*+"
 _TOKEN = re.compile(
-    r"(?:[ \t\r\n\f\v]+|#[^\n]*)*"  # whitespace and comments before a token
+    r"[ \t\r\n\f\v]*+(?:#[^\n]*+[ \t\r\n\f\v]*+)*+"  # whitespace and comments before a token
     r"(?:"
-    rf"({_IDENT})[ \t]*:[ \t]*({_STRING}|{_WORD})"  # 1, 2: name: value
-    rf"|({_IDENT})[ \t]*:?[ \t]*([{{<])"  # 3, 4: name {   name: {   name <
+    rf"({_IDENT})[ \t]*+:[ \t]*+({_STRING}|{_WORD})"  # 1, 2: name: value
+    rf"|({_IDENT})[ \t]*+:?[ \t]*+([{{<])"  # 3, 4: name {   name: {   name <
     r"|([}>])"  # 5: end of a message
     rf"|({_STRING}|{_WORD})"  # 6: a lone name or value
     r"|([:\[\],;{<])"  # 7: punctuation
@@ -47,6 +51,21 @@ _TOKEN = re.compile(
     r")"
 )
 _CLOSER = {"{": "}", "<": ">"}
+
+# The fast path: the subset of the syntax nearly every real file sticks to -
+# "name: value" (plain strings without escapes, or words), "name {" /
+# "name: {", "}" - each token captured with the whitespace and comments before
+# it, so that findall() (no match objects) gives every offset by adding up
+# lengths.  See _parse_simple.
+_WS = r"[ \t\r\n\f\v]*+(?:#[^\n]*+[ \t\r\n\f\v]*+)*+"
+_SIMPLE = re.compile(
+    rf"({_WS})(?:"
+    rf"({_IDENT})([ \t]*+:[ \t]*+)(\"[^\"\\\n]*+\"|'[^'\\\n]*+'|{_WORD})"  # name: value
+    rf"|({_IDENT})([ \t]*+:?[ \t]*+)\{{"  # name {
+    r"|(\})"  # }
+    r"|(\Z)"  # the end
+    r"|([\s\S]))"  # anything else: so that findall() never skips a character
+)
 _COMMENT_OR_STRING = re.compile(rf"{_STRING}|(#[^\n]*)")
 
 
@@ -162,6 +181,63 @@ class Document:
 def parse(text: str | SourceText, path: str | None = None) -> Document:
     """Parse protobuf text into a :class:`Document`, or raise PrototxtSyntaxError."""
     source = text if isinstance(text, SourceText) else SourceText(text, path)
+    root = _parse_simple(source.text)
+    if root is None:
+        root = _parse_full(source)
+    return Document(root, source)
+
+
+def _parse_simple(text: str) -> Node | None:
+    """The tree of ``text`` if it uses only the simple syntax (see _SIMPLE) and
+    is well formed, else None (then _parse_full parses it, or reports the
+    error).  Where it returns a tree, it is exactly _parse_full's (a test checks
+    this on the corpus and on generated text); it is 25% faster because
+    findall() makes no match objects.
+
+    _SIMPLE matches at every position (its last alternative takes any
+    character), so findall() never skips text and the lengths added up are
+    the offsets; anything outside the simple syntax lands in that last group,
+    and the fast path gives up."""
+    root = Node("", 0, 0, len(text), None, [])
+    children = root.children
+    append = children.append
+    stack: list[tuple[Node, list]] = []
+    pos = 0
+    for ws, name, sep, value, block, bsep, close, end_, other in _SIMPLE.findall(text):
+        if other:
+            return None
+        pos += len(ws)
+        if name:
+            vstart = pos + len(name) + len(sep)
+            end = vstart + len(value)
+            append(Node(name, pos, vstart, end, value, None))
+            pos = end
+        elif block:
+            vstart = pos + len(block) + len(bsep)
+            node = Node(block, pos, vstart, -1, None, [])
+            append(node)
+            stack.append((node, children))
+            if len(stack) > MAX_DEPTH:
+                return None
+            children = node.children
+            append = children.append
+            pos = vstart + 1
+        elif close:
+            if not stack:
+                return None
+            pos += 1
+            node, children = stack.pop()
+            node.end = pos
+            append = children.append
+        else:  # the end of the text
+            break
+    if stack or pos != len(text):
+        return None
+    return root
+
+
+def _parse_full(source: SourceText) -> Node:
+    """The whole syntax, with an error at the first place it is broken."""
     text = source.text
     root = Node("", 0, 0, len(text), None, [])
     children = root.children
@@ -308,7 +384,7 @@ def parse(text: str | SourceText, path: str | None = None) -> Document:
         node = stack[-1][0]
         line, _ = source.line_col(node.start)
         fail(f"'{node.name}' opened on line {line} is never closed (missing '{closer}')", end)
-    return Document(root, source)
+    return root
 
 
 def _expected_after(pending, colon, in_list) -> str:

@@ -17,6 +17,7 @@ NCSDK wants the opposite, so inputs are normalised separately (see load.py).
 from __future__ import annotations
 
 from .._proto import caffe_pb2 as pb
+from .schema import is_repeated
 
 # V1LayerParameter.LayerType name -> current type string (Caffe's UpgradeV1LayerType).
 V1_TYPES: dict[str, str] = {
@@ -178,6 +179,8 @@ def upgrade_v0(v1: pb.V1LayerParameter, problems: list[str]) -> pb.LayerParamete
     def route(field: str, targets: dict[str, tuple[str, str]]) -> None:
         if not v0.HasField(field):
             return
+        if v0_type == "padding" and field == "pad":
+            return  # fold_v0_padding moves it into the consuming layer
         target = targets.get(v0_type)
         if target is None:
             problems.append(f"V0 field {field!r} does not apply to a {v0_type!r} layer")
@@ -186,7 +189,7 @@ def upgrade_v0(v1: pb.V1LayerParameter, problems: list[str]) -> pb.LayerParamete
         value = getattr(v0, field)
         dest = getattr(layer, param_name)
         fd = dest.DESCRIPTOR.fields_by_name[param_field]
-        if fd.label == fd.LABEL_REPEATED:
+        if is_repeated(fd):
             getattr(dest, param_field).append(value)
         elif fd.message_type is not None:
             getattr(dest, param_field).CopyFrom(value)
@@ -245,32 +248,42 @@ def upgrade_v0(v1: pb.V1LayerParameter, problems: list[str]) -> pb.LayerParamete
     return layer
 
 
-def fold_v0_padding(layers: list, problems: list[str]) -> list:
+def fold_v0_padding(layers: list, problems: list, folded: dict | None = None) -> list:
     """Remove V0 ``padding`` layers, moving their ``pad`` into the convolution or
     pooling layer that consumes them (Caffe's UpgradeV0PaddingLayers).
 
     ``layers`` holds ``(LayerParameter, v0_pad, payload)`` tuples; the result drops
-    the padding entries and rewires their consumers."""
+    the padding entries and rewires their consumers.  What Caffe refuses (a
+    padding layer with several bottoms or tops, or feeding anything but one
+    convolution or pooling input) is appended to ``problems`` as
+    ``(payload, message)``.  ``folded``, if given, maps ``id(consumer payload)``
+    to the payload of the padding layer folded into it."""
     out = []
-    pads: dict[str, tuple[str, int]] = {}  # padding top -> (its bottom, pad)
+    pads: dict[str, tuple] = {}  # padding top -> (its bottom, pad, payload)
     for layer, v0_pad, payload in layers:
         if layer.type == "padding":
             if len(layer.bottom) != 1 or len(layer.top) != 1:
-                problems.append(f"V0 padding layer {layer.name!r} must have one bottom and one top")
+                problems.append((payload, "a V0 padding layer must have exactly one bottom "
+                                          "and one top"))
                 continue
-            pads[layer.top[0]] = (layer.bottom[0], v0_pad)
+            pads[layer.top[0]] = (layer.bottom[0], v0_pad, payload)
             continue
         for i, bottom in enumerate(layer.bottom):
             if bottom in pads:
-                source, pad = pads[bottom]
-                if layer.type == "Convolution":
+                source, pad, pad_payload = pads[bottom]
+                if layer.type not in ("Convolution", "Pooling"):
+                    problems.append((payload, f"V0 padding layer output {bottom!r} feeds this "
+                                              f"{layer.type or 'untyped'} layer; Caffe only folds "
+                                              "padding into a convolution or pooling layer"))
+                elif len(layer.bottom) != 1:
+                    problems.append((payload, f"V0 padding layer output {bottom!r} feeds a layer "
+                                              "with several bottoms; Caffe needs exactly one"))
+                elif layer.type == "Convolution":
                     layer.convolution_param.pad[:] = [pad]
-                elif layer.type == "Pooling":
-                    layer.pooling_param.pad = pad
                 else:
-                    problems.append(
-                        f"V0 padding feeds {layer.name!r}, which is neither a convolution "
-                        "nor a pooling layer")
+                    layer.pooling_param.pad = pad
+                if folded is not None:
+                    folded[id(payload)] = pad_payload
                 layer.bottom[i] = source
         out.append((layer, v0_pad, payload))
     return out

@@ -36,7 +36,11 @@ def encode(op: Op, params: OpParams | None) -> tuple[bytes, str] | None:
     if op is Op.SOFTMAX and isinstance(params, SoftmaxParams):
         return struct.pack("<i", params.axis), "int32"
     if op is Op.CROP and isinstance(params, OffsetParams):
-        return struct.pack("<3I", params.offset_y, params.offset_x, params.offset_z), "uint32"
+        # [W, H, C]: the legacy Caffe parser (1.12 and 2.05 alike) builds its crop
+        # offsets as [C, H, W] and reverses them; its comment calls the result
+        # "[offset_H, offset_W, offset_Z]", but the bytes are [W, H, C] -- the same
+        # order 2.05's Crop record pushes as offset_dimX, offset_dimY, offset_dimZ.
+        return struct.pack("<3I", params.offset_x, params.offset_y, params.offset_z), "uint32"
     if op is Op.POWER and isinstance(params, PowerParams):
         return struct.pack("<3f", params.shift, params.scale, params.power), "float32"
     return None
@@ -55,7 +59,7 @@ def decode(op: Op, data: bytes) -> dict | None:
     if op is Op.SOFTMAX and len(data) >= 4:
         return {"axis": struct.unpack_from("<i", data)[0]}
     if op is Op.CROP and len(data) >= 12:
-        y, x, z = struct.unpack_from("<3I", data)
+        x, y, z = struct.unpack_from("<3I", data)
         return {"offset_x": x, "offset_y": y, "offset_z": z}
     if op is Op.POWER and len(data) >= 12:
         s, c, p = struct.unpack_from("<3f", data)

@@ -1,0 +1,157 @@
+"""The device's memory as the graph file describes it, and tensor views into it.
+
+A stage reads and writes tensors through buffer descriptors
+(:class:`~caffe2ncs.lowering.ir.BufferRef`): a location, a byte offset, dims
+``(x, y, z)`` = (width, height, channels) and byte strides along each.  The
+emulator keeps one byte array per location, as the firmware does:
+
+* the network **input** (the fp16 HWC tensor the host sent),
+* the network **output** (what the host reads back),
+* the **scratch** area holding every work buffer at its address (so an implicit
+  concat -- several producers writing one buffer at different channel offsets
+  with the concat's strides -- and a slice -- a reader with a channel offset and
+  the full buffer's strides -- work exactly as on the device),
+* the **constants** of the data section (read only).
+
+:meth:`Memory.view` turns a descriptor into a numpy view of shape
+``(y, x, z)`` = (H, W, C) whose strides are the descriptor's, without copying;
+writing into a view writes the device memory.  Every view is bounds-checked
+against its region first: a descriptor reaching past its buffer is a
+:class:`~caffe2ncs.errors.GraphFileError`, never an out-of-bounds access.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import GraphFileError
+from ...lowering.ir import DataType, Graph, Location, StorageOrder
+
+FP16 = np.dtype("<f2")
+
+
+class Memory:
+    """The four memory regions of one inference.
+
+    ``input_hwc`` is the network input, already fp16 and shaped like
+    :attr:`Graph.input` ``.shape_hwc``.  The scratch area and the output start
+    zeroed (the device's contents there are undefined; zeros make every run
+    reproducible).
+    """
+
+    def __init__(self, graph: Graph, input_hwc: np.ndarray, constants: dict[str, np.ndarray],
+                 path: str | None = None, scratch: np.ndarray | None = None) -> None:
+        self.path = path
+        self.output_elements = graph.output.elements if graph.output is not None else 0
+        size = _reach(graph, Location.WORK)
+        if scratch is not None and scratch.shape == (size,) and scratch.dtype == FP16:
+            scratch.fill(0)  # a previous run's area: cheaper than new pages
+        else:
+            scratch = np.zeros(size, FP16)
+        self.regions: dict[Location, np.ndarray] = {
+            Location.INPUT: np.ascontiguousarray(input_hwc, dtype=FP16).reshape(-1),
+            Location.OUTPUT: np.zeros(max(self.output_elements, _reach(graph, Location.OUTPUT)),
+                                      FP16),
+            Location.WORK: scratch,
+        }
+        self.constants = constants
+
+    @property
+    def scratch(self) -> np.ndarray:
+        return self.regions[Location.WORK]
+
+    @property
+    def output(self) -> np.ndarray:
+        """What the host reads back: the first ``Graph.output.elements`` fp16 values
+        of the output region (1-D, in memory order: HWC for a dense output)."""
+        return self.regions[Location.OUTPUT][:self.output_elements]
+
+    def region(self, ref, what: str) -> np.ndarray:
+        if ref.location is Location.BLOB:
+            try:
+                return self.constants[ref.constant]
+            except KeyError:
+                raise GraphFileError(f"{what} names constant {ref.constant!r}, which the graph "
+                                     f"does not have", self.path) from None
+        if ref.location is Location.NONE:
+            raise GraphFileError(f"{what} is missing (an empty buffer slot)", self.path)
+        return self.regions[ref.location]
+
+    def view(self, ref, what: str, dims: tuple[int, int, int] | None = None,
+             strides: tuple[int, int, int] | None = None, writable: bool = False) -> np.ndarray:
+        """An ``(H, W, C)`` fp16 view of the tensor ``ref`` describes.
+
+        ``dims``/``strides`` (x, y, z) override the descriptor's, for operands
+        whose descriptor does not describe them (see :func:`operand_view`).
+        """
+        check_activation(ref, what, self.path)
+        x, y, z = ref.dims if dims is None else dims
+        sx, sy, sz = ref.strides if strides is None else strides
+        base = self.region(ref, what)
+        if ref.offset % 2 or sx % 2 or sy % 2 or sz % 2:
+            raise GraphFileError(f"{what}: offset {ref.offset} and strides {sx},{sy},{sz} must be "
+                                 f"multiples of 2 bytes (fp16 elements)", self.path)
+        if min(x, y, z) == 0:
+            return np.zeros((y, x, z), FP16)
+        extent = ref.offset + (x - 1) * sx + (y - 1) * sy + (z - 1) * sz + 2
+        size = base.size * 2
+        if extent > size:
+            name = {Location.INPUT: "the network input", Location.OUTPUT: "the network output",
+                    Location.WORK: "the scratch area"}.get(ref.location,
+                                                           f"constant {ref.constant!r}")
+            raise GraphFileError(f"{what} ({x}x{y}x{z} at byte {ref.offset}, strides "
+                                 f"{sx},{sy},{sz}) reaches byte {extent} of {name}, which has "
+                                 f"{size} bytes", self.path)
+        start = base[ref.offset // 2:]
+        return np.lib.stride_tricks.as_strided(start, shape=(y, x, z), strides=(sy, sx, sz),
+                                               writeable=writable)
+
+    def read(self, ref, what: str, **kw) -> np.ndarray:
+        """The tensor as float32 ``(H, W, C)`` (a fresh, contiguous array)."""
+        return self.view(ref, what, **kw).astype(np.float32)
+
+    def write(self, ref, values: np.ndarray, what: str) -> None:
+        """Round ``values`` (float32 ``(H, W, C)``) to fp16 and store them at ``ref``."""
+        dst = self.view(ref, what, writable=True)
+        if values.shape != dst.shape:
+            raise GraphFileError(f"{what}: the stage computes a {_hwc(values.shape)} tensor but "
+                                 f"its output buffer is {_hwc(dst.shape)}", self.path)
+        if ref.location is Location.BLOB:
+            raise GraphFileError(f"{what} writes into constant {ref.constant!r}", self.path)
+        with np.errstate(over="ignore", invalid="ignore"):
+            dst[...] = values  # float32 -> fp16: round to nearest even, overflow to inf
+
+
+def check_activation(ref, what: str, path: str | None) -> None:
+    """Activations are fp16 HWC; anything else is not emulated."""
+    from ...errors import UnsupportedNetworkError
+
+    if ref.dtype is not DataType.FP16:
+        raise UnsupportedNetworkError(f"{what} is {ref.dtype.value}; the emulator handles fp16 "
+                                      f"tensors only", path)
+    if ref.order is not StorageOrder.YXZ and ref.location is not Location.BLOB:
+        raise UnsupportedNetworkError(f"{what} has storage order {ref.order.value}; the emulator "
+                                      f"handles channel-minor YXZ (HWC) activations only", path)
+
+
+def _reach(graph: Graph, location: Location) -> int:
+    """fp16 elements needed to hold everything the references into ``location`` span."""
+    end = 0
+    for stage in graph.stages:
+        for _slot, ref in stage.buffers():
+            if ref.location is location:
+                end = max(end, ref.offset + ref.extent)
+    return -(-end // 2)
+
+
+def _hwc(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape) + " (HxWxC)"
+
+
+def constant_arrays(graph: Graph) -> dict[str, np.ndarray]:
+    """Every constant as a read-only 1-D fp16 array over its bytes (padding included)."""
+    out = {}
+    for c in graph.constants:
+        arr = np.frombuffer(c.data, dtype=FP16)
+        out[c.name] = arr
+    return out
