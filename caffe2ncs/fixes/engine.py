@@ -11,6 +11,7 @@ than written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -73,6 +74,21 @@ def apply_edits(text: str, edits: Sequence[Edit]) -> str:
     return "".join(out)
 
 
+_TRAILING_BLANK = re.compile(r"(?:[ \t]*\r?\n)+[ \t]*\Z")
+
+
+def keep_final_newline(old: str, new: str) -> str:
+    """``new`` ending like ``old``: without a final line break (nor blank lines)
+    when ``old`` had none, with one (in the file's style) when it had one."""
+    if not new or not old:
+        return new
+    if not old.endswith("\n") and new.endswith("\n"):
+        return _TRAILING_BLANK.sub("", new)
+    if old.endswith("\n") and not new.endswith("\n"):
+        return new + ("\r\n" if old.endswith("\r\n") else "\n")
+    return new
+
+
 def select_fixes(fixes: Iterable[Fix]) -> list[Fix]:
     """The fixes that can be applied together, earliest first."""
     accepted: list[Fix] = []
@@ -107,7 +123,13 @@ def fix_text(text: str, path: str = "<text>", settings=None, unsafe: bool | None
             return result
         by_fix = {id(d.fix): d for d in candidates}
         chosen = select_fixes(d.fix for d in candidates)
-        new_text = apply_edits(result.text, [e for f in chosen for e in f.edits])
+        try:
+            new_text = apply_edits(result.text, [e for f in chosen for e in f.edits])
+        except ValueError as err:  # a fix whose own edits collide: a bug in that rule
+            titles = "; ".join(f.title for f in chosen)
+            raise FixError(f"a fix produced conflicting edits ({err}; {titles}); the file was "
+                           "not changed — please report this as a bug", path) from None
+        new_text = keep_final_newline(result.text, new_text)
         if new_text == result.text:
             return result
         check = check_source(new_text, path, settings)

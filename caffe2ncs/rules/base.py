@@ -90,8 +90,9 @@ class Change:
     * ``set-batch``: every input's (and so every blob's) batch becomes ``value``;
     * ``flatten-concat``: Concat ``layer`` reads the inputs of Concat ``value``
       directly instead of its output;
-    * ``rename-blob``: ``value`` is ``(old, new)``; blob names are not part of
-      the network's meaning except for its inputs and outputs;
+    * ``rename-input`` / ``rename-output``: ``value`` is ``(old, new)``: the
+      network input (or output) ``old`` is now called ``new`` (other blob names
+      are not part of the network's meaning, so renaming them is not declared);
     * ``reshape``: shapes from ``layer`` on may change (e.g. padding removed).
     """
 
@@ -101,7 +102,16 @@ class Change:
 
 
 def _sorted_edits(edits) -> tuple[Edit, ...]:
-    return tuple(sorted(edits, key=lambda e: (e.start, e.end)))
+    """The edits of one fix in order; overlapping ones where one is a pure
+    deletion are merged (two deletions of neighbouring lines may both claim
+    the line break between them)."""
+    out: list[Edit] = []
+    for e in sorted(edits, key=lambda e: (e.start, e.end)):
+        if out and e.start < out[-1].end and (not e.content or not out[-1].content):
+            last = out.pop()
+            e = Edit(last.start, max(last.end, e.end), last.content + e.content)
+        out.append(e)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
