@@ -18,6 +18,7 @@ from collections import Counter
 
 from caffe2ncs.model.frozen import unwrap
 from caffe2ncs.model.loader import loads
+from caffe2ncs.model.schema import is_repeated
 
 
 def canonical(net) -> dict:
@@ -80,7 +81,7 @@ def _set_param(param, path: str, value) -> None:
     field = msg.DESCRIPTOR.fields_by_name[last]
     if value is None:
         msg.ClearField(last)
-    elif field.label == field.LABEL_REPEATED:
+    elif is_repeated(field):
         msg.ClearField(last)
         getattr(msg, last).append(value)
     else:
@@ -137,11 +138,15 @@ def apply_changes(desc: dict, applied) -> dict:
                         new_inputs.append(ref)
                         new_in.append(shape)
                 outer["inputs"], outer["in"] = new_inputs, tuple(new_in)
-            elif kind == "rename-blob":
+            elif kind == "rename-input":
                 old, new = value
                 desc["inputs"] = [(new if n == old else n, s) for n, s in desc["inputs"]]
                 _ref_map(desc, lambda r, old=old, new=new:
                          ("<input>", new) if r == ("<input>", old) else r)
+                desc["output_names"] = [new if n == old else n for n in desc["output_names"]]
+            elif kind == "rename-output":
+                old, new = value
+                assert old in desc["output_names"], f"{old!r} is not an output"
                 desc["output_names"] = [new if n == old else n for n in desc["output_names"]]
             elif kind == "reshape":
                 i = _index(desc, key)

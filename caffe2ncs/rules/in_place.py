@@ -67,7 +67,7 @@ def distinct_top_fix(ctx: Context, layer: Layer) -> Fix | None:
     make = Fix.safe
     if top in ctx.net.outputs:
         make = Fix.unsafe
-        changes = (Change("rename-blob", value=(top, new)),)
+        changes = (Change("rename-output", value=(top, new)),)
     return make(f"give {layer.name!r} its own top {new!r}", *edits, changes=changes)
 
 

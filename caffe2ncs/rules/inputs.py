@@ -159,7 +159,7 @@ class InputNotNamedData(Rule):
             for node in blob_references(net, spec.name):
                 edits.append(set_string(node, "data"))
             fix = Fix.safe(f"rename input {spec.name!r} to 'data' and every reference to it",
-                           *_unique(edits), changes=(Change("rename-blob", value=(spec.name, "data")),))
+                           *_unique(edits), changes=(Change("rename-input", value=(spec.name, "data")),))
         yield ctx.report(self, f"the input is called {spec.name!r}; the NCSDK requires 'data'",
                          spec.node or spec.layer_node, fix=fix)
 

@@ -237,8 +237,10 @@ class DropoutNotInPlace(Rule):
     `[Error 17] … Could not build graph. Missing link: <top>`.
 
     ## Fix
-    Removes the layer and makes its readers read its bottom instead (unsafe when
-    its top is a network output, whose name then changes).
+    Removes the layer and makes its readers read its bottom instead. Unsafe when
+    it is the last layer writing a network output (whose name then changes), or
+    when its bottom is written again (e.g. by an in-place ReLU) before all its
+    readers have read it.
     """
 
     code = "NCS203"
@@ -261,9 +263,11 @@ class DropoutNotInPlace(Rule):
                 edits += rename_reads(ctx.net, readers, top, bottom)
                 changes = [Change("remove-layer", layer.name)]
                 make = Fix.safe
-                if top in ctx.net.outputs:
+                if top in ctx.net.outputs and not any(
+                        top in later.tops for later in ctx.net.layers[layer.index + 1:]):
+                    # the Dropout writes the network's output, which becomes its bottom
                     make = Fix.unsafe
-                    changes.append(Change("rename-blob", value=(top, bottom)))
+                    changes.append(Change("rename-output", value=(top, bottom)))
                 if not bypass_keeps_values(ctx, layer, readers):
                     make = Fix.unsafe
                 fix = make(f"remove the Dropout; its readers read {bottom!r}", *edits,
