@@ -67,6 +67,10 @@ def run_cli(*args: str, input: str | None = None, cwd: str | os.PathLike | None 
     full_env.pop("FORCE_COLOR", None)
     full_env["NO_COLOR"] = "1"
     full_env["COLUMNS"] = "200"
+    # this checkout's package, whatever the working folder (an editable install
+    # elsewhere, e.g. of another worktree, must not win)
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO)] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p])
     if env:
         full_env.update(env)
     return subprocess.run(

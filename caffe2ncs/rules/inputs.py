@@ -59,7 +59,7 @@ class MultipleInputs(Rule):
         for spec in inputs[1:]:
             yield ctx.report(
                 self, f"network has {len(inputs)} inputs ({names}); the NCSDK takes exactly one, "
-                f"so {spec.name!r} cannot be fed", spec.node or spec.layer_node)
+                f"so {spec.name!r} cannot be fed", spec.node or spec.layer_node, layer=spec.layer_name)
 
 
 def _batch_node(spec: InputSpec) -> Node | None:
@@ -121,7 +121,7 @@ class BatchNotOne(Rule):
             yield ctx.report(
                 self, f"input {spec.name!r} has batch size {spec.shape[0]} "
                 f"(shape {_shape_text(spec.shape)}); the stick runs one image at a time",
-                node or spec.shape_node or spec.node, fix=fix)
+                node or spec.shape_node or spec.node, layer=spec.layer_name, fix=fix)
 
 
 @register
@@ -161,7 +161,7 @@ class InputNotNamedData(Rule):
             fix = Fix.safe(f"rename input {spec.name!r} to 'data' and every reference to it",
                            *_unique(edits), changes=(Change("rename-input", value=(spec.name, "data")),))
         yield ctx.report(self, f"the input is called {spec.name!r}; the NCSDK requires 'data'",
-                         spec.node or spec.layer_node, fix=fix)
+                         spec.node or spec.layer_node, layer=spec.layer_name, fix=fix)
 
 
 def _unique(edits: list[Edit]) -> list[Edit]:
@@ -441,5 +441,5 @@ class InputWithoutShape(Rule):
     def check(self, ctx: Context) -> Iterator[Diagnostic]:
         for spec in ctx.net.inputs:
             if spec.form is InputForm.NO_SHAPE:
-                yield ctx.report(self, f"input {spec.name!r} has no dimensions", spec.node)
+                yield ctx.report(self, f"input {spec.name!r} has no dimensions", spec.node, layer=spec.layer_name)
 
