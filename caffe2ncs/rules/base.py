@@ -12,8 +12,8 @@ the rule itself.
 from __future__ import annotations
 
 import enum
+import inspect
 import re
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -187,7 +187,8 @@ class Rule:
 
     @classmethod
     def explanation(cls) -> str:
-        return textwrap.dedent(cls.__doc__ or "").strip()
+        # cleandoc, not dedent: the docstring's first line has no indentation
+        return inspect.cleandoc(cls.__doc__ or "")
 
     @classmethod
     def describe_fix(cls) -> str:
