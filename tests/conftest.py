@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# test this checkout's package, even under a bare `pytest` or when a test file
+# is run as a script, whichever checkout is installed in editable mode
+if sys.path[:1] != [str(REPO)]:
+    sys.path.insert(0, str(REPO))
 
 
 def _find_shared() -> Path:

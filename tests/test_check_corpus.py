@@ -6,14 +6,14 @@ The table is ``tests/golden/corpus_codes.json``: for each corpus file, the
 codes found with the default settings (with how often each fired), the codes
 whose count differs with ``--target ncsdk1``, and the exit status ``check``
 gives.  Regenerate it after a deliberate rule change with
-``CAFFE2NCS_UPDATE_GOLDEN=1 pytest tests/test_check_corpus.py`` and review the
-diff: every change must be explainable from the network's source.
+``python tests/test_check_corpus.py --update`` and review the diff: every
+change must be explainable from the network's source.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +25,6 @@ from caffe2ncs.rules.runner import check_path
 from caffe2ncs.rules.settings import Settings
 
 GOLDEN = Path(__file__).parent / "golden" / "corpus_codes.json"
-UPDATE = os.environ.get("CAFFE2NCS_UPDATE_GOLDEN") == "1"
 
 
 def entry_for(path: Path) -> dict:
@@ -50,18 +49,8 @@ def entry_for(path: Path) -> dict:
 
 def _golden() -> dict:
     if not GOLDEN.is_file():
-        pytest.fail(f"{GOLDEN} is missing; create it with CAFFE2NCS_UPDATE_GOLDEN=1")
+        pytest.fail(f"{GOLDEN} is missing; create it with `python {__file__} --update`")
     return json.loads(GOLDEN.read_text(encoding="utf-8"))
-
-
-@pytest.mark.skipif(not UPDATE, reason="set CAFFE2NCS_UPDATE_GOLDEN=1 to rewrite the table")
-def test_update_golden_table():
-    files = corpus_files()
-    if not files:
-        pytest.skip("corpus not found")
-    table = {f.name: entry_for(f) for f in files}
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 @pytest.mark.parametrize("path", corpus_params())
@@ -203,3 +192,22 @@ def test_findings_point_into_the_file(path: Path):
         if d.fix is not None:
             for e in d.fix.edits:
                 assert 0 <= e.start <= e.end <= len(text)
+
+
+def update_golden_table() -> int:
+    files = corpus_files()
+    if not files:
+        print("corpus not found", file=sys.stderr)
+        return 2
+    table = {f.name: entry_for(f) for f in files}
+    GOLDEN.parent.mkdir(exist_ok=True)
+    GOLDEN.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {GOLDEN} ({len(table)} networks); review the diff")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--update"]:
+        print(f"usage: python {sys.argv[0]} --update   (rewrite {GOLDEN.name})", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(update_golden_table())
