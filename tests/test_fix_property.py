@@ -1,14 +1,18 @@
-"""Property test: random networks in every input spelling (``input_dim``,
+"""Property tests: random networks in every input spelling (``input_dim``,
 ``input_shape``, an ``Input`` layer written ``input_param {`` or
 ``input_param: {``, legacy V1 ``layers``), written with random comments and
 whitespace (tabs, CRLF, blank lines, trailing comments, single quotes, one-line
 blocks, no final newline), go through ``fix`` keeping the same invariants as
 the corpus: the result parses, a second run changes nothing, every comment
 survives, the line-ending style is kept, nothing fixable is left, and the
-network is the same modulo the changes the fixes declare."""
+network is the same modulo the changes the fixes declare.  The same
+invariants hold for corpus networks with random comments, blank lines, tabs,
+CRLF and a missing final newline added, which also get the same fixes as the
+published file."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fix_support import assert_same_network, comment_lines
@@ -220,3 +224,73 @@ def test_fix_property(text: str, unsafe: bool):
         (spec,) = fixed.inputs
         assert spec.name == "data" and spec.shape[0] == 1
         assert str(spec.form) == "input_shape"
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def _corpus_texts() -> dict[str, str]:
+    from conftest import corpus_files
+
+    from caffe2ncs.model.source import read_text_file
+
+    return {f.name: read_text_file(f) for f in corpus_files()}
+
+
+CORPUS_TEXTS = _corpus_texts()
+
+
+@st.composite
+def corpus_variant(draw):
+    """A corpus network, rewritten the way people's copies differ: comment
+    lines and trailing comments added anywhere, blank lines, tab indentation,
+    CRLF line endings, no final newline."""
+    name = draw(st.sampled_from(sorted(CORPUS_TEXTS)))
+    lines = CORPUS_TEXTS[name].replace("\r\n", "\n").split("\n")
+    comments = st.sampled_from(["# a comment", "#no space", "# dim: 10 { } 'q' \"q\"", "#",
+                                "# caffe2ncs is fine", "#\tTAB"])
+    out: list[str] = []
+    tabs = draw(st.booleans())
+    for line in lines:
+        roll = draw(st.integers(0, 30))
+        if roll == 0:
+            out.append(draw(comments))
+        elif roll == 1:
+            out.append("")
+        if tabs:
+            stripped = line.lstrip(" ")
+            line = "\t" * ((len(line) - len(stripped)) // 2) + stripped
+        if line.strip() and draw(st.integers(0, 25)) == 0:
+            line += "  " + draw(comments)
+        out.append(line)
+    nl = draw(st.sampled_from(["\n", "\r\n"]))
+    text = nl.join(out)
+    if draw(st.booleans()):
+        text = text.rstrip("\r\n")
+    return name, text
+
+
+@pytest.mark.skipif(not CORPUS_TEXTS, reason="corpus not found")
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(variant=corpus_variant(), unsafe=st.booleans())
+def test_fix_property_on_corpus_variants(variant, unsafe: bool):
+    name, text = variant
+    settings_ = Settings()
+    required = Applicability.UNSAFE if unsafe else Applicability.SAFE
+    fatal_before = {d.code for d in check_source(text, name, settings_).diagnostics if d.fatal}
+    result = fix_text(text, name, settings_, unsafe=unsafe)
+    after = check_source(result.text, name, settings_).diagnostics
+    assert "NCS999" not in {d.code for d in after}
+    assert {d.code for d in after if d.fatal} == fatal_before
+    assert fix_text(result.text, name, settings_, unsafe=unsafe).text == result.text
+    assert not comment_lines(text) - comment_lines(result.text)
+    if "\r\n" in text:
+        assert result.text.count("\n") == result.text.count("\r\n")
+    assert text.endswith("\n") == result.text.endswith("\n")
+    assert not [d for d in after if d.fix is not None and d.fix.applicability >= required]
+    assert_same_network(text, result.text, result.applied)
+    # the same fixes as on the file as published: comments and layout change nothing
+    plain = fix_text(CORPUS_TEXTS[name], name, settings_, unsafe=unsafe)
+    assert sorted((a.code, a.layer) for a in result.applied) == \
+        sorted((a.code, a.layer) for a in plain.applied)
