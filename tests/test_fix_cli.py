@@ -267,3 +267,23 @@ def test_fix_respects_selection(cli, zoo):
     assert result.stdout.strip() == "Fixed 1 problem in zoo.prototxt"
     assert "dim: 1 dim: 3 dim: 32 dim: 32" in zoo.read_text()
     assert 'type: "Input"' in zoo.read_text()
+
+
+def test_parallel_jobs_fix_the_same(cli, tmp_path):
+    """-j 2 computes the fixes in worker processes; the files written, the
+    messages and the exit code are those of -j 1."""
+    runs = {}
+    for jobs in ("1", "2"):
+        folder = tmp_path / f"j{jobs}"
+        folder.mkdir()
+        for i in range(4):
+            (folder / f"zoo{i}.prototxt").write_bytes((EXAMPLE / "zoo_style.prototxt").read_bytes())
+        (folder / "clean.prototxt").write_bytes((EXAMPLE / "deploy.prototxt").read_bytes())
+        (folder / "bad.prototxt").write_text("layer {\n")
+        result = cli("fix", ".", "-j", jobs, cwd=folder)
+        runs[jobs] = (result.returncode, result.stdout, result.stderr,
+                      {p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+    assert runs["1"] == runs["2"]
+    code, out, err, files = runs["2"]
+    assert code == 2 and out.count("Fixed 5 problems") == 4 and "bad.prototxt" in err
+    assert files["zoo3.prototxt"] == fix((EXAMPLE / "zoo_style.prototxt").read_text())[0].encode()
