@@ -114,8 +114,8 @@ def fix_text(text: str, path: str = "<text>", settings=None, unsafe: bool | None
         unsafe = settings.unsafe_fixes
     required = Applicability.UNSAFE if unsafe else Applicability.SAFE
     result = FixResult(text)
+    report = check_source(text, path, settings)
     for round_no in range(1, MAX_ROUNDS + 1):
-        report = check_source(result.text, path, settings)
         candidates = [d for d in report.diagnostics
                       if d.fix is not None and d.fix.applicability >= required]
         result.remaining = report.diagnostics
@@ -142,7 +142,8 @@ def fix_text(text: str, path: str = "<text>", settings=None, unsafe: bool | None
             result.applied.append(AppliedFix(d.code, d.name, fix.title, d.layer, d.line, fix.changes))
         result.text = new_text
         result.rounds = round_no
-    result.remaining = check_source(result.text, path, settings).diagnostics
+        report = check  # the next round starts from the new text's findings
+    result.remaining = report.diagnostics
     return result
 
 
