@@ -16,6 +16,8 @@ import sys
 from ._lint import add_selection_arguments
 
 HELP = "rewrite prototxt files so the NCSDK accepts them (minimal diff)"
+#: caffe2ncs.limits.MAX_SECONDS_PER_FILE applies to each file.
+DEADLINE_PER_FILE = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +57,7 @@ def fix_files(files, args, resolver, console) -> tuple[bool, bool]:
     from ..errors import Caffe2NcsError
     from ..fixes.engine import fix_text
     from ..fixes.write import read_for_rewrite, write_atomically
+    from ..limits import deadline
     from ..report import relpath
 
     changed_any = False
@@ -63,9 +66,10 @@ def fix_files(files, args, resolver, console) -> tuple[bool, bool]:
     output = getattr(args, "output", None)
     for path in files:
         try:
-            text, bom = read_for_rewrite(path)
-            settings = resolver(path)
-            result = fix_text(text, path, settings, unsafe=bool(args.unsafe_fixes) or None)
+            with deadline(path):
+                text, bom = read_for_rewrite(path)
+                settings = resolver(path)
+                result = fix_text(text, path, settings, unsafe=bool(args.unsafe_fixes) or None)
         except Caffe2NcsError as err:
             fatal = True
             _error(err.with_path(path), console)

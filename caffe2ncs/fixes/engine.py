@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import Caffe2NcsError
+from ..limits import check_deadline
 from ..rules.base import Applicability, Diagnostic, Edit, Fix
 
 MAX_ROUNDS = 20
@@ -97,6 +98,7 @@ def fix_text(text: str, path: str = "<text>", settings=None, unsafe: bool | None
     required = Applicability.UNSAFE if unsafe else Applicability.SAFE
     result = FixResult(text)
     for round_no in range(1, MAX_ROUNDS + 1):
+        check_deadline(f"fixing (round {round_no})")
         report = check_source(result.text, path, settings)
         candidates = [d for d in report.diagnostics
                       if d.fix is not None and d.fix.applicability >= required]

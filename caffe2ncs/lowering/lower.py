@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from ..limits import check_deadline
 from ..model.net import Net
 from . import fusion, netgraph, placement
 from .emit import to_graph
@@ -88,9 +89,13 @@ def lower_network(net: Net, *, target: GraphFormat | str = "ncsdk2", shaves: int
         raise ValueError(f"shaves must be {MIN_SHAVES}..{MAX_SHAVES}, got {shaves!r}")
     source = Weights(net, weights, progress)
     graph = netgraph.build(net, output, any_batch)
+    check_deadline("lowering (graph)")
     fusion.run(graph, source)
+    check_deadline("lowering (fusion)")
     placement.plan(graph)
+    check_deadline("lowering (placement)")
     specs = StageBuilder(graph, source, target).build()
+    check_deadline("lowering (stages)")
     ir = to_graph(specs, target, graph_name(net.name if name is None else name), shaves)
 
     stage_layers = tuple(spec.layers for spec in specs)

@@ -26,6 +26,7 @@ import re
 
 from .._proto import caffe_pb2 as pb
 from ..errors import CaffemodelError, NetGraphError, PrototxtSyntaxError
+from ..limits import MAX_LAYERS, LimitError, check_deadline
 from . import upgrade
 from .frozen import Frozen
 from .net import InputForm, InputSpec, Layer, LayerSpelling, Net, Problem
@@ -69,14 +70,28 @@ def loads(
     source = SourceText(text, path)
     _refuse_binary(source)
     doc = parse(source)
+    _check_layer_count(doc, source)
+    check_deadline("parsing")
     unknown: list[Unknown] = []
     net_pb = CONVERTER.message(pb.NetParameter, doc.fields, source, unknown)
+    check_deadline("reading the fields")
     model = None
     if caffemodel is not None:
         from .caffemodel import Caffemodel, read_caffemodel
 
         model = caffemodel if isinstance(caffemodel, Caffemodel) else read_caffemodel(caffemodel)
     return _assemble(net_pb, doc, unknown, path, strict, model)
+
+
+def _check_layer_count(doc: Document, source: SourceText) -> None:
+    count = 0
+    for child in doc.root.children:
+        if child.name in ("layer", "layers"):
+            count += 1
+            if count > MAX_LAYERS:
+                line, col = source.line_col(child.start)
+                raise LimitError(f"more than {MAX_LAYERS} layers; larger networks are refused "
+                                 "(limits.MAX_LAYERS)", source.path, line, col)
 
 
 def _refuse_binary(source: SourceText) -> None:
@@ -189,7 +204,9 @@ def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unkno
 
     layers = tuple(_make_layer(i, e) for i, e in enumerate(body))
     excluded = tuple(_make_layer(-1, e) for e in excluded_entries)
+    check_deadline("upgrading the layers")
     analysis = analyse(inputs, layers)
+    check_deadline("inferring the shapes")
     problems.extend(analysis.problems)
     _check_learned_sizes(layers, analysis.layer_shapes, problems)
 

@@ -29,9 +29,9 @@ from .frozen import unwrap
 from .schema import parse_float, parse_int
 
 #: Caffe's Blob::Reshape refuses blobs with more elements than an int can count.
-MAX_BLOB_ELEMENTS = 2**31 - 1
+from ..limits import MAX_BLOB_ELEMENTS  # noqa: E402
 #: Refuse tensors with more axes than this (Caffe's kMaxBlobAxes is 32).
-MAX_AXES = 32
+from ..limits import MAX_BLOB_AXES as MAX_AXES  # noqa: E402
 
 
 class ShapeError(Exception):
@@ -371,6 +371,10 @@ def _scale(pb, shapes, layer):
 def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
     """(kernel, stride, pad, dilation) lists for ``n_spatial`` axes, from a
     ConvolutionParameter, with Caffe's checks."""
+    if n_spatial < 1:
+        # Caffe: CHECK_GT(num_spatial_axes_, 0) ("the input must have spatial axes")
+        raise ShapeError(f"the bottom has {max(n_spatial, 0)} spatial axes after the channel axis; "
+                         "a convolution needs at least one", (owner, "axis"))
     has = cp.HasField
     if has("kernel_h") or has("kernel_w"):
         if n_spatial != 2:
@@ -943,6 +947,12 @@ def _upsample(pb, shapes, layer):
     return [(n, c, h * sh - pad_h, w * sw - pad_w)]
 
 
+def _four_axes(shape: Shape, what: str) -> Shape:
+    if len(shape) != 4:
+        raise ShapeError(f"{what} needs a 4-axis bottom (N, C, H, W), got {describe(shape)}")
+    return shape
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -950,7 +960,7 @@ def _is_int(value) -> bool:
 @rule("Interp")
 def _interp(pb, shapes, layer):
     # DeepLab/PSPNet's InterpLayer::Reshape, in its order of precedence.
-    n, c, h, w = shapes[0]
+    n, c, h, w = _four_axes(shapes[0], "Interp")
     pad_beg = raw_value(layer, "interp_param", "pad_beg") or 0
     pad_end = raw_value(layer, "interp_param", "pad_end") or 0
     h_in = h + pad_beg + pad_end
@@ -982,7 +992,7 @@ def _interp(pb, shapes, layer):
 
 @rule("Reorg")
 def _reorg(pb, shapes, layer):
-    n, c, h, w = shapes[0]
+    n, c, h, w = _four_axes(shapes[0], "Reorg")
     stride = raw_value(layer, "reorg_param", "stride")
     s = stride if isinstance(stride, int) and stride > 0 else 2
     if raw_value(layer, "reorg_param", "reverse") is True:

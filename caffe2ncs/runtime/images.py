@@ -40,7 +40,7 @@ from ..errors import InputFileError, UsageError
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721], np.float32)
 
 #: Largest image accepted (pixels), against decompression bombs.
-MAX_PIXELS = 1 << 28
+from ..limits import MAX_IMAGE_PIXELS as MAX_PIXELS  # noqa: E402
 
 
 class ImageError(InputFileError):
