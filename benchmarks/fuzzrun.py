@@ -31,6 +31,7 @@ import multiprocessing as mp
 import os
 import random
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -88,7 +89,7 @@ def _worker(fmt: str, seed: int, start: int, stop: int, conn, crash_dir: str) ->
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         if error is not None:
             _save(crash_dir, fmt, i, value, error)
-        conn.send(("done", i, outcome, cpu, wall, _rss_peak_kb() if i % 200 == 0 else 0))
+        conn.send(("done", i, outcome, cpu, wall, _rss_peak_kb()))
     conn.send(("end", _rss_peak_kb()))
     fuzzer.close()
 
@@ -121,6 +122,19 @@ def _regenerate(fmt: str, seed: int, index: int):
 def run(fmt: str, n: int, seed: int, crash_dir: str, hang: float, kill_after: float,
         max_rss_mb: float, progress: float) -> int:
     ctx = mp.get_context("spawn")
+    workers: list = []
+    # SIGTERM (a killed run) takes the worker down too, through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return _run(ctx, workers, fmt, n, seed, crash_dir, hang, kill_after, max_rss_mb, progress)
+    finally:
+        for proc in workers:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def _run(ctx, workers, fmt, n, seed, crash_dir, hang, kill_after, max_rss_mb, progress) -> int:
     counts: Counter = Counter()
     findings: list[str] = []
     hangs: list[str] = []
@@ -129,6 +143,7 @@ def run(fmt: str, n: int, seed: int, crash_dir: str, hang: float, kill_after: fl
     max_cpu = (0.0, -1)
     max_wall = (0.0, -1)
     peak_kb = 0
+    jump = (0, -1)  # the largest rise of the peak RSS, and the input that caused it
     t_start = time.perf_counter()
     last_report = t_start
     while next_index < n:
@@ -136,6 +151,7 @@ def run(fmt: str, n: int, seed: int, crash_dir: str, hang: float, kill_after: fl
         proc = ctx.Process(target=_worker, args=(fmt, seed, next_index, n, child, crash_dir),
                            daemon=True)
         proc.start()
+        workers.append(proc)
         child.close()
         current = None
         started_at = 0.0
@@ -177,7 +193,10 @@ def run(fmt: str, n: int, seed: int, crash_dir: str, hang: float, kill_after: fl
                 current = None
                 done += 1
                 next_index = i + 1
-                peak_kb = max(peak_kb, rss)
+                if rss > peak_kb:
+                    if rss - peak_kb > jump[0]:
+                        jump = (rss - peak_kb, i)
+                    peak_kb = rss
                 counts[outcome] += 1
                 if outcome.startswith("FINDING"):
                     findings.append(f"input {i}: {outcome} ({crash_dir}/{fmt}-{i}.bin)")
@@ -217,7 +236,7 @@ def run(fmt: str, n: int, seed: int, crash_dir: str, hang: float, kill_after: fl
     print(f"max time   {max_cpu[0]:.3f} s CPU (input {max_cpu[1]}), "
           f"{max_wall[0]:.3f} s wall (input {max_wall[1]})")
     print(f"peak RSS   {peak_mb:.0f} MB of the worker (limit {max_rss_mb:.0f} MB): "
-          f"{'ok' if rss_ok else 'OVER'}")
+          f"{'ok' if rss_ok else 'OVER'}; largest rise +{jump[0] / 1024:.0f} MB (input {jump[1]})")
     ok = not findings and not hangs and rss_ok
     print("result     " + ("PASS" if ok else "FAIL") + (f" (inputs saved in {crash_dir})"
                                                        if not ok else ""))

@@ -985,7 +985,8 @@ def _interp(pb, shapes, layer):
     if isinstance(height, int) and isinstance(width, int):
         return [(n, c, height, width)]
     if len(shapes) > 1 and shapes[1] is not None:
-        return [(n, c, shapes[1][2], shapes[1][3])]
+        ref = _four_axes(shapes[1], "Interp's second bottom")
+        return [(n, c, ref[2], ref[3])]
     raise ShapeError("give zoom_factor, shrink_factor, height and width, or a second bottom",
                      ("interp_param",))
 
