@@ -38,6 +38,9 @@ MAX_CAFFEMODEL_BYTES = 2**31 - 1
 #: NCS1 has 512 MiB of DDR, and libmvnc 1.x refuses graphs above 512 MiB.
 MAX_GRAPH_FILE_BYTES = 512 * 1024 * 1024
 
+#: Input files of ``run``/``verify``/``profile`` (images, ``.npy`` tensors).
+MAX_INPUT_FILE_BYTES = 1024 * 1024 * 1024
+
 #: Images given to ``run``/``verify``/``profile`` (width x height).
 MAX_IMAGE_PIXELS = 1 << 28
 

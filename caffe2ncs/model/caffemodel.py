@@ -168,11 +168,12 @@ def parse_caffemodel(buf, path: str = "<caffemodel>") -> Caffemodel:
     size = len(r.buf)
     head = bytearray()
     layers: list[ModelLayer] = []
-    for number, wire, _, tag, start, end in r.fields(0, size, "the network"):
+    fields = list(r.fields(0, size, "the network"))
+    if sum(1 for f in fields if f[1] == _LEN and f[0] in (NET_LAYER, NET_LAYERS)) > MAX_LAYERS:
+        raise CaffemodelError(f"the caffemodel has more than {MAX_LAYERS} layers; larger "
+                              "networks are refused (limits.MAX_LAYERS)", path)
+    for number, wire, _, tag, start, end in fields:
         if wire == _LEN and number in (NET_LAYER, NET_LAYERS):
-            if len(layers) >= MAX_LAYERS:
-                raise CaffemodelError(f"the caffemodel has more than {MAX_LAYERS} layers; larger "
-                                      "networks are refused (limits.MAX_LAYERS)", path)
             check_deadline("reading the caffemodel")
             layers.append(_read_layer(r, buf, start, end, v1=number == NET_LAYERS, index=len(layers)))
         else:
