@@ -59,7 +59,8 @@ def _rss_peak_kb(pid: int | None = None) -> int:
     return 0
 
 
-def _worker(fmt: str, seed: int, start: int, stop: int, conn, crash_dir: str) -> None:
+def _worker(fmt: str, seed: int, start: int, stop: int, conn, crash_dir: str,
+            max_rss_mb: float) -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE))
@@ -73,6 +74,7 @@ def _worker(fmt: str, seed: int, start: int, stop: int, conn, crash_dir: str) ->
     # expected; only exceptions count.
     warnings.simplefilter("ignore", RuntimeWarning)
     fuzzer = Fuzzer(fmt)
+    over = _rss_peak_kb() / 1024 > max_rss_mb
     for i in range(start, stop):
         rnd = random.Random(f"{seed}:{i}")
         value = fuzzer.generate(rnd)
@@ -87,9 +89,14 @@ def _worker(fmt: str, seed: int, start: int, stop: int, conn, crash_dir: str) ->
             outcome = f"FINDING {type(exc).__name__}"
             error = traceback.format_exc()
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        rss = _rss_peak_kb()
+        if not over and rss / 1024 > max_rss_mb:
+            over = True  # the first input that took the peak over the limit
+            outcome = "FINDING memory"
+            error = (error or "") + f"memory: the worker's peak RSS rose to {rss / 1024:.0f} MB\n"
         if error is not None:
             _save(crash_dir, fmt, i, value, error)
-        conn.send(("done", i, outcome, cpu, wall, _rss_peak_kb()))
+        conn.send(("done", i, outcome, cpu, wall, rss))
     conn.send(("end", _rss_peak_kb()))
     fuzzer.close()
 
@@ -148,7 +155,7 @@ def _run(ctx, workers, fmt, n, seed, crash_dir, hang, kill_after, max_rss_mb, pr
     last_report = t_start
     while next_index < n:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(fmt, seed, next_index, n, child, crash_dir),
+        proc = ctx.Process(target=_worker, args=(fmt, seed, next_index, n, child, crash_dir, max_rss_mb),
                            daemon=True)
         proc.start()
         workers.append(proc)
