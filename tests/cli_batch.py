@@ -46,14 +46,17 @@ def _hook(event: str, args) -> None:
                        str(mode)))
     elif event == "import":
         EVENTS.append(("import", args[0]))
-    elif event in ("exec", "compile"):
-        # compile() of source text (not of a code object read from a .pyc)
-        source = args[0] if event == "compile" else None
-        filename = args[1] if event == "compile" else None
-        if event == "exec":
-            code = args[0]
-            filename = getattr(code, "co_filename", "?")
-        EVENTS.append((event, str(filename), type(source).__name__ if source is not None else ""))
+    elif event == "compile":
+        # compile() of source text: keep the text when it is not a module's file
+        source, filename = args[0], str(args[1])
+        text = ""
+        if filename.startswith("<") and isinstance(source, (str, bytes)):
+            text = source if isinstance(source, str) else source.decode("utf-8", "replace")
+        EVENTS.append(("compile", filename, text))
+    elif event == "exec":
+        code = args[0]
+        EVENTS.append(("exec", str(getattr(code, "co_filename", "?")),
+                       " ".join(c for c in getattr(code, "co_consts", ()) if isinstance(c, str))))
     elif event.startswith(_PROCESS_EVENTS):
         EVENTS.append(("process", event, repr(args)[:200]))
     elif event.startswith("socket."):
