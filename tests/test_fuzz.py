@@ -8,8 +8,7 @@ sequence of mutations.  A target may fail only with a ``Caffe2NcsError``
 of the fix engine (idempotence, comments kept), fails the test.
 
 The runs are derandomized so CI explores the same inputs every time; the long
-runs explore new ones (``--seed``).  Sizes are chosen for about half a minute
-of CPU per format.
+runs explore new ones (``--seed``).  Sizes are chosen for 10-20 seconds of CPU per format.
 """
 
 from __future__ import annotations
@@ -33,14 +32,14 @@ def caffemodel_tmp(tmp_path_factory):
     return str(tmp_path_factory.mktemp("fuzz-caffemodel"))
 
 
-@fuzz(1500)
+@fuzz(400)
 @given(rnd=st.randoms(use_true_random=False))
 def test_prototxt(rnd):
     text = fs.gen_prototxt(rnd)
     assert fs.target_prototxt(text)
 
 
-@fuzz(1000)
+@fuzz(300)
 @given(rnd=st.randoms(use_true_random=False))
 def test_caffemodel(rnd, caffemodel_tmp):
     text, data = fs.gen_caffemodel(rnd)
@@ -49,7 +48,7 @@ def test_caffemodel(rnd, caffemodel_tmp):
 
 @pytest.mark.parametrize("fmt", ["ncsdk1", "ncsdk2"])
 def test_graph_file(fmt):
-    @fuzz(1000)
+    @fuzz(300)
     @given(rnd=st.randoms(use_true_random=False))
     def run(rnd):
         assert fs.target_graph(fs.gen_graph(rnd, fmt))
@@ -57,7 +56,7 @@ def test_graph_file(fmt):
     run()
 
 
-@fuzz(600)
+@fuzz(250)
 @given(rnd=st.randoms(use_true_random=False), unsafe=st.booleans())
 def test_fix_engine(rnd, unsafe):
     assert fs.target_fix(fs.gen_fix_input(rnd), unsafe)

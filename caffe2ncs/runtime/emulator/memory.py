@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import GraphFileError
-from ...limits import MAX_DEVICE_MEMORY_BYTES
+from ...limits import MAX_DEVICE_MEMORY_BYTES, check_elements
 from ...lowering.ir import DataType, Graph, Location, StorageOrder
 
 FP16 = np.dtype("<f2")
@@ -113,7 +113,9 @@ class Memory:
 
     def read(self, ref, what: str, **kw) -> np.ndarray:
         """The tensor as float32 ``(H, W, C)`` (a fresh, contiguous array)."""
-        return self.view(ref, what, **kw).astype(np.float32)
+        view = self.view(ref, what, **kw)
+        check_elements(view.shape, 4, f"{what} (as float32)")
+        return view.astype(np.float32)
 
     def write(self, ref, values: np.ndarray, what: str) -> None:
         """Round ``values`` (float32 ``(H, W, C)``) to fp16 and store them at ``ref``."""
