@@ -5,7 +5,7 @@ input may make it read without bound, allocate without bound or run without
 bound.  Each limit is a named constant here; the modules that enforce one
 import it from here, and exceeding one is a :class:`~caffe2ncs.errors.Caffe2NcsError`
 naming the file (exit code 2) with a message that says which limit and what
-the file asked for.  ``docs/reference.md`` lists them for users.
+the file asked for.  ``docs/robustness.md`` lists them for users.
 
 Sizes of files are checked before anything is read (``os.fstat``).  The time
 limit is a deadline per file: :func:`deadline` starts one (the CLI does, per
