@@ -147,3 +147,20 @@ def test_caffemodel_string_fields_must_be_utf8():  # was: bytes names -> TypeErr
 def test_unsupported_is_still_a_caffe2ncs_error():
     assert issubclass(UnsupportedNetworkError, Caffe2NcsError)
     assert issubclass(LimitError, Caffe2NcsError)
+
+
+def test_argmax_on_a_bottom_without_axes():  # was: IndexError
+    text = ('input: "data"\ninput_shape { }\n'
+            'layer { name: "a" type: "ArgMax" bottom: "data" top: "a" }\n')
+    assert any("ArgMax without an axis needs a bottom with at least one axis" in m
+               for m in _problems(text))
+    check_source(text)
+
+
+def test_split_fix_with_a_top_listed_twice():  # was: FixError, conflicting edits
+    text = (HEAD + 'layer { name: "s" type: "Split" bottom: "data" top: "b0" top: "b0" }\n'
+            'layer { name: "r" type: "ReLU" bottom: "b0" top: "r" }\n')
+    result = fix_text(text)
+    assert any(a.title.startswith("remove the Split") for a in result.applied)
+    assert 'bottom: "data" top: "r"' in result.text
+    assert not fix_text(result.text).changed

@@ -801,6 +801,9 @@ def _argmax(pb, shapes, layer):
         out = list(shape)
         out[axis] = ap.top_k
         return [tuple(out)]
+    if not shape:
+        # Caffe reads bottom[0]->num(), which needs an axis
+        raise ShapeError("ArgMax without an axis needs a bottom with at least one axis")
     out = [1] * max(3, len(shape))
     out[0] = shape[0]
     out[2] = ap.top_k
