@@ -151,6 +151,7 @@ def _run(ctx, workers, fmt, n, seed, crash_dir, hang, kill_after, max_rss_mb, pr
     max_wall = (0.0, -1)
     peak_kb = 0
     jump = (0, -1)  # the largest rise of the peak RSS, and the input that caused it
+    last_rss = 0  # the worker's peak RSS after the previous input
     t_start = time.perf_counter()
     last_report = t_start
     while next_index < n:
@@ -159,6 +160,7 @@ def _run(ctx, workers, fmt, n, seed, crash_dir, hang, kill_after, max_rss_mb, pr
                            daemon=True)
         proc.start()
         workers.append(proc)
+        last_rss = 0  # a new worker: its first input sets the baseline
         child.close()
         current = None
         started_at = 0.0
@@ -200,10 +202,10 @@ def _run(ctx, workers, fmt, n, seed, crash_dir, hang, kill_after, max_rss_mb, pr
                 current = None
                 done += 1
                 next_index = i + 1
-                if rss > peak_kb:
-                    if rss - peak_kb > jump[0]:
-                        jump = (rss - peak_kb, i)
-                    peak_kb = rss
+                if last_rss and rss - last_rss > jump[0]:
+                    jump = (rss - last_rss, i)
+                last_rss = rss
+                peak_kb = max(peak_kb, rss)
                 counts[outcome] += 1
                 if outcome.startswith("FINDING"):
                     findings.append(f"input {i}: {outcome} ({crash_dir}/{fmt}-{i}.bin)")
