@@ -91,7 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     try:
         console = make_console(args.color)
-        return int(args._module.run(args, console) or 0)
+        if getattr(args._module, "DEADLINE_PER_FILE", False):
+            return int(args._module.run(args, console) or 0)
+        from .limits import deadline
+
+        named = getattr(args, "prototxt", None) or getattr(args, "graph", None)
+        with deadline(named):
+            return int(args._module.run(args, console) or 0)
     except Caffe2NcsError as err:
         _print_error(err, args.color)
         return err.exit_code

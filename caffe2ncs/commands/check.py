@@ -14,6 +14,8 @@ import sys
 from ._lint import add_selection_arguments
 
 HELP = "lint prototxt files against the NCSDK's limits"
+#: caffe2ncs.limits.MAX_SECONDS_PER_FILE applies to each file (rules.runner.check_path).
+DEADLINE_PER_FILE = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,8 @@ import sys
 from ._lint import add_selection_arguments
 
 HELP = "rewrite prototxt files so the NCSDK accepts them (minimal diff)"
+#: caffe2ncs.limits.MAX_SECONDS_PER_FILE applies to each file.
+DEADLINE_PER_FILE = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,10 +114,12 @@ def _fix_one(path: str, settings, unsafe):
     from ..errors import Caffe2NcsError
     from ..fixes.engine import fix_text
     from ..fixes.write import read_for_rewrite
+    from ..limits import deadline
 
     try:
-        text, bom = read_for_rewrite(path)
-        return text, bom, fix_text(text, path, settings, unsafe=unsafe)
+        with deadline(path):  # limits.MAX_SECONDS_PER_FILE, per file
+            text, bom = read_for_rewrite(path)
+            return text, bom, fix_text(text, path, settings, unsafe=unsafe)
     except Caffe2NcsError as err:
         return err
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import Caffe2NcsError
+from ..limits import check_deadline
 from ..rules.base import Applicability, Change, Diagnostic, Edit, Fix
 
 MAX_ROUNDS = 20
@@ -116,6 +117,7 @@ def fix_text(text: str, path: str = "<text>", settings=None, unsafe: bool | None
     result = FixResult(text)
     report = check_source(text, path, settings)
     for round_no in range(1, MAX_ROUNDS + 1):
+        check_deadline(f"fixing (round {round_no})")
         candidates = [d for d in report.diagnostics
                       if d.fix is not None and d.fix.applicability >= required]
         result.remaining = report.diagnostics

@@ -76,13 +76,23 @@ def to_graph(specs: Sequence[Spec], target: GraphFormat, name: str,
         return BufferRef.work(index, address + offset, dims, strides)
 
     constants: list[Constant] = []
+    names: set[str] = set()
 
     def ref(operand) -> BufferRef | None:
         if operand is None:
             return None
         if isinstance(operand, Const):
-            constants.append(operand.constant)
-            return BufferRef.blob(operand.constant.name, operand.dims, operand.strides,
+            constant = operand.constant
+            if constant.name in names:
+                # Caffe allows two layers of one name; their constants must not
+                # share one ("conv/taps", "conv/taps#2").
+                n = 2
+                while f"{constant.name}#{n}" in names:
+                    n += 1
+                constant = dataclasses.replace(constant, name=f"{constant.name}#{n}")
+            names.add(constant.name)
+            constants.append(constant)
+            return BufferRef.blob(constant.name, operand.dims, operand.strides,
                                   order=operand.order)
         return act_ref(operand)
 

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from ..errors import UnsupportedNetworkError
+from ..limits import MAX_GRAPH_FILE_BYTES, check_deadline
 from ..model.net import Net
 from . import fusion, netgraph, placement
 from .emit import to_graph
@@ -58,6 +60,25 @@ class Lowered:
         return self.layer_stages.get(layer, ())
 
 
+def _check_weight_size(net: Net) -> None:
+    """Refuse, before allocating anything, a network whose weights cannot fit
+    in a graph file (as fp16) - the stick's whole memory."""
+    from ..model.weights import layer_blob_shapes
+
+    total = 0
+    for layer, shapes in layer_blob_shapes(net):
+        for shape in shapes:
+            n = 1
+            for d in shape:
+                n *= d
+            total += n
+    if 2 * total > MAX_GRAPH_FILE_BYTES:
+        raise UnsupportedNetworkError(
+            f"the network has {total:.3g} weights, {2 * total / 2**20:.0f} MiB as fp16: more than "
+            f"a graph file can hold ({MAX_GRAPH_FILE_BYTES // 2**20} MiB, the stick's memory; "
+            "limits.MAX_GRAPH_FILE_BYTES)", net.path)
+
+
 def lower(net: Net, *, target: GraphFormat | str = "ncsdk2", shaves: int = 12,
           name: str | None = None, weights: Mapping[str, tuple] | None = None) -> Graph:
     """``net`` as a graph for ``target`` (``"ncsdk2"`` or ``"ncsdk1"``) running on
@@ -86,11 +107,16 @@ def lower_network(net: Net, *, target: GraphFormat | str = "ncsdk2", shaves: int
         raise ValueError(f"unknown target {target!r} (use 'ncsdk1' or 'ncsdk2')") from None
     if not isinstance(shaves, int) or not MIN_SHAVES <= shaves <= MAX_SHAVES:
         raise ValueError(f"shaves must be {MIN_SHAVES}..{MAX_SHAVES}, got {shaves!r}")
+    _check_weight_size(net)
     source = Weights(net, weights, progress)
     graph = netgraph.build(net, output, any_batch)
+    check_deadline("lowering (graph)")
     fusion.run(graph, source)
+    check_deadline("lowering (fusion)")
     placement.plan(graph)
+    check_deadline("lowering (placement)")
     specs = StageBuilder(graph, source, target).build()
+    check_deadline("lowering (stages)")
     ir = to_graph(specs, target, graph_name(net.name if name is None else name), shaves)
 
     stage_layers = tuple(spec.layers for spec in specs)

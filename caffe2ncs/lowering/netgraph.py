@@ -196,6 +196,9 @@ def build(net: Net, output: str | None = None, any_batch: bool = False) -> NetGr
                                               "computed on the device (a pooling mask?)")
             inputs.append(values[(p, b)])
         if layer.type in IDENTITY_TYPES or (layer.type == "Concat" and len(inputs) == 1):
+            if not inputs:
+                raise UnsupportedNetworkError(f"layer {layer.name!r} ({layer.type}) has no bottom "
+                                              "to pass on")
             for top in layer.tops:
                 values[(layer.index, top)] = inputs[0]
             skipped.append(layer.name)

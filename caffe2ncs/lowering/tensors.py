@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UnsupportedNetworkError
+from ..errors import CaffemodelError, UnsupportedNetworkError
 from ..model.frozen import unwrap
 from ..model.net import Layer, Net
 from ..model.params import expected_blob_shapes
@@ -55,6 +55,13 @@ class Weights:
         out = []
         for i, arr in enumerate(have):
             arr = np.asarray(arr)
+            if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+                bad = int(np.isnan(arr).sum())
+                what = f"{bad} NaN" if bad else f"{int(np.isinf(arr).sum())} infinite"
+                raise CaffemodelError(
+                    f"layer {layer.name!r} ({layer.type}): weight blob {i} holds {what} value(s); "
+                    "the caffemodel is corrupt (or from a training that diverged)",
+                    self.net.weights_path)
             if shapes is not None and tuple(arr.shape) != tuple(shapes[i]):
                 if arr.size != int(np.prod(shapes[i])):
                     raise UnsupportedNetworkError(

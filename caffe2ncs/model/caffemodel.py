@@ -25,6 +25,7 @@ import numpy as np
 
 from .._proto import caffe_pb2 as pb
 from ..errors import CaffemodelError, InputFileError
+from .schema import is_repeated
 
 # Field numbers of Caffe's schema that the fast path needs (see proto/caffe.proto).
 NET_LAYER = 100  # NetParameter.layer (LayerParameter)
@@ -40,8 +41,7 @@ BLOB_DOUBLE_DIFF = 9
 SHAPE_DIM = 1
 
 _VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5
-#: Caffe (like OpenCV) refuses binary protos over 2 GiB; so do we.
-MAX_CAFFEMODEL_BYTES = 2**31 - 1
+from ..limits import MAX_CAFFEMODEL_BYTES, MAX_LAYERS, check_deadline  # noqa: E402
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,8 +168,13 @@ def parse_caffemodel(buf, path: str = "<caffemodel>") -> Caffemodel:
     size = len(r.buf)
     head = bytearray()
     layers: list[ModelLayer] = []
-    for number, wire, _, tag, start, end in r.fields(0, size, "the network"):
+    fields = list(r.fields(0, size, "the network"))
+    if sum(1 for f in fields if f[1] == _LEN and f[0] in (NET_LAYER, NET_LAYERS)) > MAX_LAYERS:
+        raise CaffemodelError(f"the caffemodel has more than {MAX_LAYERS} layers; larger "
+                              "networks are refused (limits.MAX_LAYERS)", path)
+    for number, wire, _, tag, start, end in fields:
         if wire == _LEN and number in (NET_LAYER, NET_LAYERS):
+            check_deadline("reading the caffemodel")
             layers.append(_read_layer(r, buf, start, end, v1=number == NET_LAYERS, index=len(layers)))
         else:
             head += r.buf[tag:end]
@@ -179,6 +184,7 @@ def parse_caffemodel(buf, path: str = "<caffemodel>") -> Caffemodel:
     except Exception as err:  # protobuf's DecodeError, or worse on garbage
         raise CaffemodelError(f"the network header does not decode: {err}; not a caffemodel?",
                               path) from None
+    _check_text(net, "the network header", path)
     if not layers and not net.ListFields():
         raise CaffemodelError("no layers and no network fields: this is not a caffemodel", path)
     return Caffemodel(path, net, tuple(layers), size)
@@ -200,6 +206,7 @@ def _read_layer(r: _Reader, buf, start: int, end: int, v1: bool, index: int) -> 
         param.ParseFromString(bytes(rest))
     except Exception as err:
         raise r.fail(f"{what} does not decode ({err}); the caffemodel is corrupt", start) from None
+    _check_text(param, what, r.path)
     name = param.layer.name if v1 and param.HasField("layer") else param.name
     what = f"layer {name!r}" if name else what
     blobs = tuple(_read_blob(r, buf, s, e, f"{what} blob {i}") for i, (s, e) in enumerate(raw_blobs))
@@ -291,6 +298,21 @@ def _read_blob(r: _Reader, buf, start: int, end: int, what: str) -> np.ndarray:
     arr = arr.reshape(shape)
     arr.flags.writeable = False
     return arr
+
+
+def _check_text(msg, what: str, path: str) -> None:
+    """Refuse string fields that are not UTF-8: protobuf's upb backend hands
+    them back as ``bytes`` (proto2 does not validate), which nothing
+    downstream expects in a layer name or a blob name."""
+    for fd, value in msg.ListFields():
+        if fd.type == fd.TYPE_STRING:
+            values = value if is_repeated(fd) else (value,)
+            if any(isinstance(v, bytes) for v in values):
+                raise CaffemodelError(f"{what}: field '{fd.name}' is not valid UTF-8 text; the "
+                                      "caffemodel is corrupt", path)
+        elif fd.message_type is not None and fd.name != "blobs":
+            for v in (value if is_repeated(fd) else (value,)):
+                _check_text(v, what, path)
 
 
 def _blob_from_proto(msg: pb.BlobProto, what: str, path: str) -> np.ndarray:

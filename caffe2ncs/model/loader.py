@@ -26,6 +26,7 @@ import re
 
 from .._proto import caffe_pb2 as pb
 from ..errors import CaffemodelError, NetGraphError, PrototxtSyntaxError
+from ..limits import MAX_LAYERS, LimitError, check_deadline
 from . import upgrade
 from .frozen import Frozen
 from .net import InputForm, InputSpec, Layer, LayerSpelling, Net, Problem
@@ -71,12 +72,25 @@ def loads(
     unknown: list[Unknown] = []
     doc, fields = CONVERTER.document(source, pb.NetParameter.DESCRIPTOR, unknown)
     net_pb = pb.NetParameter(**fields)
+    _check_layer_count(doc, source)
+    check_deadline("reading the fields")
     model = None
     if caffemodel is not None:
         from .caffemodel import Caffemodel, read_caffemodel
 
         model = caffemodel if isinstance(caffemodel, Caffemodel) else read_caffemodel(caffemodel)
     return _assemble(net_pb, doc, unknown, path, strict, model, layer_fields=fields.get("layer"))
+
+
+def _check_layer_count(doc: Document, source: SourceText) -> None:
+    count = 0
+    for child in doc.root.children:
+        if child.name in ("layer", "layers"):
+            count += 1
+            if count > MAX_LAYERS:
+                line, col = source.line_col(child.start)
+                raise LimitError(f"more than {MAX_LAYERS} layers; larger networks are refused "
+                                 "(limits.MAX_LAYERS)", source.path, line, col)
 
 
 def _refuse_binary(source: SourceText) -> None:
@@ -250,7 +264,9 @@ def _assemble_layers(net_pb: pb.NetParameter, doc: Document | None, unknown: lis
 
 def _finish(net_pb, doc, unknown, path, strict, model, weights_path, inputs, layers, excluded,
             problems, spelling, layer_fields) -> Net:
+    check_deadline("upgrading the layers")
     analysis = analyse(inputs, layers)
+    check_deadline("inferring the shapes")
     problems.extend(analysis.problems)
     _check_learned_sizes(layers, analysis.layer_shapes, problems, layer_fields)
 

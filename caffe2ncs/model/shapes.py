@@ -29,9 +29,9 @@ from .frozen import unwrap
 from .schema import parse_float, parse_int
 
 #: Caffe's Blob::Reshape refuses blobs with more elements than an int can count.
-MAX_BLOB_ELEMENTS = 2**31 - 1
+from ..limits import MAX_BLOB_ELEMENTS  # noqa: E402
 #: Refuse tensors with more axes than this (Caffe's kMaxBlobAxes is 32).
-MAX_AXES = 32
+from ..limits import MAX_BLOB_AXES as MAX_AXES  # noqa: E402
 
 
 class ShapeError(Exception):
@@ -411,6 +411,10 @@ def conv_geometry(cp, n_spatial: int, owner: str = "convolution_param"):
     * a lone ``pad_h`` or ``pad_w`` is legal in Caffe: the other is 0.  (OpenCV's
       importer ignores a lone one and pads neither axis.)
     """
+    if n_spatial < 1:
+        # Caffe: CHECK_GT(num_spatial_axes_, 0) ("the input must have spatial axes")
+        raise ShapeError(f"the bottom has {max(n_spatial, 0)} spatial axes after the channel axis; "
+                         "a convolution needs at least one", (owner, "axis"))
     has = cp.HasField
     if has("kernel_h") or has("kernel_w"):
         given = "kernel_h" if has("kernel_h") else "kernel_w"
@@ -900,6 +904,9 @@ def _argmax(pb, shapes, layer):
         out = list(shape)
         out[axis] = ap.top_k
         return [tuple(out)]
+    if not shape:
+        # Caffe reads bottom[0]->num(), which needs an axis
+        raise ShapeError("ArgMax without an axis needs a bottom with at least one axis")
     out = [1] * max(3, len(shape))
     out[0] = shape[0]
     out[2] = ap.top_k
@@ -1046,6 +1053,12 @@ def _upsample(pb, shapes, layer):
     return [(n, c, h * sh - pad_h, w * sw - pad_w)]
 
 
+def _four_axes(shape: Shape, what: str) -> Shape:
+    if len(shape) != 4:
+        raise ShapeError(f"{what} needs a 4-axis bottom (N, C, H, W), got {describe(shape)}")
+    return shape
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -1053,7 +1066,7 @@ def _is_int(value) -> bool:
 @rule("Interp")
 def _interp(pb, shapes, layer):
     # DeepLab/PSPNet's InterpLayer::Reshape, in its order of precedence.
-    n, c, h, w = shapes[0]
+    n, c, h, w = _four_axes(shapes[0], "Interp")
     pad_beg = raw_value(layer, "interp_param", "pad_beg") or 0
     pad_end = raw_value(layer, "interp_param", "pad_end") or 0
     h_in = h + pad_beg + pad_end
@@ -1078,14 +1091,15 @@ def _interp(pb, shapes, layer):
     if isinstance(height, int) and isinstance(width, int):
         return [(n, c, height, width)]
     if len(shapes) > 1 and shapes[1] is not None:
-        return [(n, c, shapes[1][2], shapes[1][3])]
+        ref = _four_axes(shapes[1], "Interp's second bottom")
+        return [(n, c, ref[2], ref[3])]
     raise ShapeError("give zoom_factor, shrink_factor, height and width, or a second bottom",
                      ("interp_param",))
 
 
 @rule("Reorg")
 def _reorg(pb, shapes, layer):
-    n, c, h, w = shapes[0]
+    n, c, h, w = _four_axes(shapes[0], "Reorg")
     stride = raw_value(layer, "reorg_param", "stride")
     s = stride if isinstance(stride, int) and stride > 0 else 2
     if raw_value(layer, "reorg_param", "reverse") is True:

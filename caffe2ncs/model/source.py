@@ -16,10 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..errors import InputFileError
-
-#: A prototxt larger than this is refused before reading (the largest real
-#: deploy file we know of is well under 1 MB).
-MAX_PROTOTXT_BYTES = 64 * 1024 * 1024
+from ..limits import MAX_PROTOTXT_BYTES  # noqa: F401 - re-exported
 
 
 def decode(data: bytes) -> str:

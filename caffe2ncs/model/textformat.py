@@ -29,8 +29,7 @@ from collections.abc import Iterator
 from ..errors import PrototxtSyntaxError
 from .source import SourceText, Span
 
-#: Nesting deeper than this is refused (Caffe's deepest real nesting is ~5).
-MAX_DEPTH = 100
+from ..limits import MAX_NESTING_DEPTH as MAX_DEPTH  # noqa: E402 - refused deeper
 
 # Possessive quantifiers (*+, Python 3.11) never backtrack into what they
 # matched; none of these ever needs to, and they make the scan ~25% faster.

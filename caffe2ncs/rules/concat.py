@@ -186,7 +186,7 @@ class SliceWithoutPoints(Rule):
                                  ctx.anchor(layer, "slice_param", "axis"), layer=layer)
             elif not len(sp.slice_point) and len(layer.tops) > 1:
                 size = f" (e.g. every {shape[1] // len(layer.tops)} channels)" \
-                    if shape is not None and len(layer.tops) else ""
+                    if shape is not None and len(shape) > 1 and len(layer.tops) else ""
                 yield ctx.report(self, f"Slice {layer.name!r} splits evenly without slice_point; "
                                  f"the NCSDK needs the points written out{size}",
                                  ctx.anchor(layer, "slice_param"), layer=layer)

@@ -340,7 +340,10 @@ class InputDimForm(Rule):
         nl = newline_of(text)
         unit = indent_unit(text)
         indent = indentation(text, dims[0].start)
-        lines = []
+        # comments inside the first input_dim (between its name and value) move
+        # above the block; the other input_dims keep theirs (delete_node)
+        lines = [c if not i else f"{indent}{c}"
+                 for i, c in enumerate(comments_in(text, dims[0].start, dims[0].end))]
         for spec in specs:
             lines.append("input_shape {" if not lines else f"{indent}input_shape {{")
             lines.extend(f"{indent}{unit}dim: {d}" for d in spec.shape)

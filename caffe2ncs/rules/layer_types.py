@@ -106,7 +106,7 @@ def _split_fix(ctx: Context, layer: Layer) -> Fix | None:
         return None
     source = layer.bottoms[0]
     edits = [delete_node(ctx.text, layer.node)]
-    for top in layer.tops:
+    for top in dict.fromkeys(layer.tops):  # a top listed twice is renamed once
         if top in ctx.net.outputs:
             return None
         readers = ctx.net.readers(layer, top)

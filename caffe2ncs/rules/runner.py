@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import Caffe2NcsError, InputFileError, PrototxtSyntaxError
+from ..limits import check_deadline, deadline
 from .base import Diagnostic, Rule, Severity
 from .settings import Settings, settings_for
 
@@ -66,6 +67,7 @@ def check_source(text: str, path: str = "<text>", settings: Settings | None = No
     for rule in rules():
         if rule.code not in enabled or rule.code == UNUSED_SUPPRESSION_CODE:
             continue
+        check_deadline(f"checking {rule.code}")
         found.extend(rule.check(ctx))
     found = [_with_severity(d, settings) for d in found]
 
@@ -122,11 +124,12 @@ def check_path(path: str, settings: Settings | None = None, config: str | None =
     from ..model.source import read_text_file
 
     try:
-        settings = settings or settings_for(path, config, isolated)
-        text = read_text_file(path)
+        with deadline(path):
+            settings = settings or settings_for(path, config, isolated)
+            text = read_text_file(path)
+            return check_source(text, path, settings)
     except Caffe2NcsError as err:
         return FileReport(path, error=err.with_path(path))
-    return check_source(text, path, settings)
 
 
 def discover(paths: Iterable[str], settings_of=None) -> Iterator[str]:

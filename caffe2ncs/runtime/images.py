@@ -40,7 +40,8 @@ from ..errors import InputFileError, UsageError
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721], np.float32)
 
 #: Largest image accepted (pixels), against decompression bombs.
-MAX_PIXELS = 1 << 28
+from ..limits import MAX_IMAGE_PIXELS as MAX_PIXELS  # noqa: E402
+from ..limits import MAX_INPUT_FILE_BYTES  # noqa: E402
 
 
 class ImageError(InputFileError):
@@ -54,6 +55,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode an image file to float32 ``(H, W, C)`` in ``[0, 1]``, C = 1 (grey)
     or 3 (RGB); alpha channels are dropped."""
     try:
+        _check_size(path)
         data = Path(path).read_bytes()
     except OSError as err:
         raise InputFileError(f"cannot read image: {err.strerror or err}", path) from None
@@ -73,6 +75,13 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     if img.shape[2] in (2, 4):  # grey+alpha, RGBA: drop alpha
         img = img[:, :, :-1]
     return img
+
+
+def _check_size(path) -> None:
+    size = os.stat(path).st_size
+    if size > MAX_INPUT_FILE_BYTES:
+        raise InputFileError(f"the file is {size} bytes; input files over {MAX_INPUT_FILE_BYTES} "
+                             "bytes are refused (limits.MAX_INPUT_FILE_BYTES)", path)
 
 
 def sniff(data: bytes) -> str:
@@ -439,6 +448,7 @@ def parse_mean(text: str) -> np.ndarray | float:
 
 def load_npy(path: str | os.PathLike[str]) -> np.ndarray:
     try:
+        _check_size(path)
         with open(path, "rb") as f:
             arr = np.load(f, allow_pickle=False)
     except FileNotFoundError:

@@ -26,9 +26,7 @@ from .convert import convert
 __all__ = ["GraphTargetError", "convert", "detect_format", "load_graph", "read_graph",
            "write_graph", "MAX_FILE_SIZE"]
 
-#: Larger files are refused before reading (NCS1 has 512 MiB of DDR, and
-#: libmvnc 1.x refuses graphs above 512 MiB).
-MAX_FILE_SIZE = 512 * 1024 * 1024
+from ...limits import MAX_GRAPH_FILE_BYTES as MAX_FILE_SIZE  # noqa: E402 - refused before reading
 
 
 def detect_format(data: bytes, path: str | os.PathLike[str] | None = None) -> GraphFormat:

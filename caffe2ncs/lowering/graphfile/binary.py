@@ -86,11 +86,11 @@ class ByteWriter:
 
     def u32(self, *values: int) -> None:
         for v in values:
-            self.buf += _U32.pack(v)
+            self.buf += _U32.pack(_fits(v, 0xFFFFFFFF, 32))
 
     def u16(self, *values: int) -> None:
         for v in values:
-            self.buf += _U16.pack(v)
+            self.buf += _U16.pack(_fits(v, 0xFFFF, 16))
 
     def u8(self, *values: int) -> None:
         self.buf += bytes(values)
@@ -102,10 +102,19 @@ class ByteWriter:
         self.buf += bytes(n)
 
     def patch_u32(self, offset: int, value: int) -> None:
-        _U32.pack_into(self.buf, offset, value)
+        _U32.pack_into(self.buf, offset, _fits(value, 0xFFFFFFFF, 32))
 
     def getvalue(self) -> bytes:
         return bytes(self.buf)
+
+
+def _fits(value: int, top: int, bits: int) -> int:
+    """``value`` if an unsigned ``bits``-bit field holds it (a graph read from a
+    tampered file can carry sizes no file format can store)."""
+    if not 0 <= value <= top:
+        raise GraphTargetError(f"the value {value} does not fit an unsigned {bits}-bit field of "
+                               "the graph file")
+    return value
 
 
 def text_field(value: str, length: int, what: str) -> bytes:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...limits import check_deadline
 from ...errors import Caffe2NcsError, GraphFileError, UnsupportedNetworkError
 from ...lowering.ir import Graph, Op, Stage
 from .memory import FP16, Memory, check_activation, constant_arrays
@@ -166,6 +167,7 @@ class Emulator:
         return module.prepare(spec)
 
     def _step(self, mem: Memory, index: int, stage: Stage) -> None:
+        check_deadline(f"emulating stage {index}")
         with self._blame(index, stage):
             result = self._plans[index](mem)
             with np.errstate(all="ignore"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import GraphFileError
+from ...limits import MAX_DEVICE_MEMORY_BYTES, check_elements
 from ...lowering.ir import DataType, Graph, Location, StorageOrder
 
 FP16 = np.dtype("<f2")
@@ -44,14 +45,18 @@ class Memory:
         self.path = path
         self.output_elements = graph.output.elements if graph.output is not None else 0
         size = _reach(graph, Location.WORK)
+        out_size = max(self.output_elements, _reach(graph, Location.OUTPUT))
+        if 2 * (size + out_size) > MAX_DEVICE_MEMORY_BYTES:
+            raise GraphFileError(f"the graph's buffers need {2 * (size + out_size)} bytes of "
+                                 f"device memory (scratch and output), more than the stick's "
+                                 f"{MAX_DEVICE_MEMORY_BYTES // 2**20} MiB", path)
         if scratch is not None and scratch.shape == (size,) and scratch.dtype == FP16:
             scratch.fill(0)  # a previous run's area: cheaper than new pages
         else:
             scratch = np.zeros(size, FP16)
         self.regions: dict[Location, np.ndarray] = {
             Location.INPUT: np.ascontiguousarray(input_hwc, dtype=FP16).reshape(-1),
-            Location.OUTPUT: np.zeros(max(self.output_elements, _reach(graph, Location.OUTPUT)),
-                                      FP16),
+            Location.OUTPUT: np.zeros(out_size, FP16),
             Location.WORK: scratch,
         }
         self.constants = constants
@@ -108,7 +113,9 @@ class Memory:
 
     def read(self, ref, what: str, **kw) -> np.ndarray:
         """The tensor as float32 ``(H, W, C)`` (a fresh, contiguous array)."""
-        return self.view(ref, what, **kw).astype(np.float32)
+        view = self.view(ref, what, **kw)
+        check_elements(view.shape, 4, f"{what} (as float32)")
+        return view.astype(np.float32)
 
     def write(self, ref, values: np.ndarray, what: str) -> None:
         """Round ``values`` (float32 ``(H, W, C)``) to fp16 and store them at ``ref``."""

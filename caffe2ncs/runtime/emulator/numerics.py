@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import GraphFileError, UnsupportedNetworkError
+from ...limits import MAX_KERNEL_TAPS, LimitError
 from ...lowering.ir import Op, PadStyle, PostOp
 
 
@@ -106,3 +107,7 @@ def check_window(window, what: str) -> None:
         raise GraphFileError(f"{what}: kernel {window.kernel_x}x{window.kernel_y} is empty")
     if window.stride_x < 1 or window.stride_y < 1:
         raise GraphFileError(f"{what}: stride {window.stride_x}x{window.stride_y} must be >= 1")
+    taps = window.kernel_x * window.kernel_y
+    if taps > MAX_KERNEL_TAPS:
+        raise LimitError(f"{what}: kernel {window.kernel_x}x{window.kernel_y} has {taps} taps, more "
+                         f"than the emulator's limit of {MAX_KERNEL_TAPS} (limits.MAX_KERNEL_TAPS)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import GraphFileError
+from ...limits import MAX_EMULATOR_MACS, LimitError, check_elements
 from ...lowering.ir import Op
 from .numerics import check_window, window_padding
 from .stage import StageSpec
@@ -42,6 +43,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, stride: tuple[
     kh, kw, c, k = w.shape
     ho, wo = out_hw
     sy, sx = stride
+    macs = ho * wo * k * kh * kw * c
+    if macs > MAX_EMULATOR_MACS:
+        raise LimitError(f"the convolution needs {macs:.3g} multiply-accumulates, more than the "
+                         f"emulator's limit of {MAX_EMULATOR_MACS:.3g} (limits.MAX_EMULATOR_MACS)")
+    check_elements((ho, wo, k), 4, "the convolution's output")
     xp = zero_padded(x, pad, ((ho - 1) * sy + dilation * (kh - 1) + 1,
                               (wo - 1) * sx + dilation * (kw - 1) + 1))
     wmat = w.reshape(kh * kw * c, k)
@@ -74,6 +80,7 @@ def zero_padded(x: np.ndarray, pad: tuple[int, int], size: tuple[int, int]) -> n
     (pt, pl), (hp, wp) = pad, size
     if pt == 0 and pl == 0 and hp <= h and wp <= w:
         return x
+    check_elements((hp, wp, c), 4, "the zero-padded input")
     canvas = np.zeros((max(hp, 1), max(wp, 1), c), np.float32)
     rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wp - pl))
     canvas[pt:pt + rows, pl:pl + cols] = x[:rows, :cols]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedNetworkError
+from ...limits import check_elements
 from ...lowering.ir import Op, PadStyle
 from .numerics import check_window
 from .op_convolution import taps_hwck
@@ -37,6 +38,10 @@ def deconv2d(x: np.ndarray, t: np.ndarray, b: np.ndarray | None, *, stride: tupl
     h, w, _ = x.shape
     sy, sx = stride
     ho, wo = out_hw
+    check_elements((h * w, kh * kw * k), 4, "the deconvolution's products")
+    check_elements(((h - 1) * sy + dilation * (kh - 1) + 1, (w - 1) * sx + dilation * (kw - 1) + 1,
+                    k), 4, "the deconvolution's full output")
+    check_elements((ho, wo, k), 4, "the deconvolution's output")
     per_tap = x.reshape(h * w, c) @ t.transpose(2, 0, 1, 3).reshape(c, kh * kw * k)
     per_tap = per_tap.reshape(h, w, kh, kw, k)
     full = np.zeros(((h - 1) * sy + dilation * (kh - 1) + 1,

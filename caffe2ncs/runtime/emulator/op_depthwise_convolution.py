@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import GraphFileError
+from ...limits import check_elements
 from ...lowering.ir import Op
 from .op_convolution import geometry, zero_padded
 from .stage import StageSpec
@@ -28,6 +29,7 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     kh, kw, c, m = w.shape
     ho, wo = out_hw
     sy, sx = stride
+    check_elements((ho, wo, c, m), 4, "the depthwise convolution's output")
     xp = zero_padded(x, pad, ((ho - 1) * sy + dilation * (kh - 1) + 1,
                               (wo - 1) * sx + dilation * (kw - 1) + 1))
     acc = np.zeros((ho, wo, c, m), np.float32)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import GraphFileError
+from ...limits import check_elements
 from ...lowering.ir import Op
 from .stage import StageSpec, same_shape
 
@@ -25,6 +26,7 @@ def lrn_across_channels(x: np.ndarray, size: int, k: float, alpha: float,
     """float32 ``(H, W, C)``."""
     h, w, c = x.shape
     before = (size - 1) // 2
+    check_elements((h, w, c + size), 4, "the LRN's squares")
     squares = np.zeros((h, w, c + size), np.float32)
     squares[:, :, before + 1:before + 1 + c] = x * x
     cumulative = np.cumsum(squares, axis=2)  # cumulative[..., j] = sum of squares[..., :j+1]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...limits import check_elements
 from ...lowering.ir import Op, PadStyle
 from .numerics import check_window, window_padding
 from .stage import StageSpec
@@ -32,6 +33,7 @@ OPS = (Op.MAX_POOLING, Op.AVERAGE_POOLING)
 def _canvas(x: np.ndarray, pad: tuple[int, int], size: tuple[int, int], fill: float):
     h, w, c = x.shape
     (pt, pl), (hp, wp) = pad, size
+    check_elements((hp, wp, c), 4, "the padded input")
     canvas = np.full((hp, wp, c), fill, np.float32)
     rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wp - pl))
     canvas[pt:pt + rows, pl:pl + cols] = x[:rows, :cols]
@@ -50,6 +52,7 @@ def max_pool(x: np.ndarray, *, kernel: tuple[int, int], stride: tuple[int, int],
     """float32 ``(H, W, C)`` -> ``(Ho, Wo, C)``; ``kernel``/``stride``/``pad`` are ``(y, x)``.
     A window with no input position in it gives -inf."""
     (kh, kw), (sy, sx), (ho, wo) = kernel, stride, out_hw
+    check_elements((ho, wo, x.shape[2]), 4, "the pooling's output")
     canvas = _canvas(x, pad, ((ho - 1) * sy + kh, (wo - 1) * sx + kw), -np.inf)
     out = np.full((ho, wo, x.shape[2]), -np.inf, np.float32)
     for window in _windows(canvas, kernel, stride, out_hw):
@@ -64,6 +67,7 @@ def avg_pool(x: np.ndarray, *, kernel: tuple[int, int], stride: tuple[int, int],
     input positions in the window."""
     (kh, kw), (sy, sx), (ho, wo) = kernel, stride, out_hw
     h, w, c = x.shape
+    check_elements((ho, wo, c), 4, "the pooling's output")
     canvas = _canvas(x, pad, ((ho - 1) * sy + kh, (wo - 1) * sx + kw), 0.0)
     total = np.zeros((ho, wo, c), np.float32)
     for window in _windows(canvas, kernel, stride, out_hw):

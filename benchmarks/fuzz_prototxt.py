@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""Fuzz caffe2ncs with generated prototxt files; see benchmarks/fuzzrun.py and
+tests/fuzz_support.py.
+
+    python benchmarks/fuzz_prototxt.py [-n 100000] [--seed 1] [--crash-dir DIR] [--replay FILE]
+"""
+
+import sys
+
+from fuzzrun import main
+
+if __name__ == "__main__":
+    sys.exit(main("prototxt"))
