@@ -39,10 +39,11 @@ import numpy as np
 import pytest
 from conftest import corpus_params
 
-from caffe2ncs.errors import Caffe2NcsError, UnsupportedNetworkError
+from caffe2ncs.errors import UnsupportedNetworkError
 from caffe2ncs.model import load, loads
 from caffe2ncs.model.weights import save_caffemodel, synthesize
-from caffe2ncs.runtime.reference import run, run_layers, supported_types
+from caffe2ncs.runtime.reference import run, supported_types
+from caffe2ncs.runtime.reference.calibrate import calibrate_batchnorm
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless<5 is the oracle")
 if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromCaffe"):  # pragma: no cover
@@ -92,7 +93,8 @@ def oracle_model(prototxt: Path, model_dir: Path) -> tuple[Path, dict]:
 
     Our side is given the weights themselves (``run(net, inputs, weights)``),
     OpenCV the caffemodel: ``load`` would refuse ConvolutionDepthwise weights
-    of the fork's shape (see :func:`depthwise_fork_weights`)."""
+    of the fork's shape (see :func:`depthwise_fork_weights`).  The calibration is
+    :func:`~caffe2ncs.runtime.reference.calibrate.calibrate_batchnorm`."""
     key = str(prototxt)
     if key not in _MODELS:
         net = load(prototxt)
@@ -128,42 +130,7 @@ def depthwise_fork_weights(net, weights: dict) -> dict:
 
 def calibrated_weights(net, inputs: dict[str, np.ndarray]) -> dict:
     weights = depthwise_fork_weights(net, dict(synthesize(net, WEIGHT_SEED)))
-    supported = supported_types()
-    if not any(layer.type == "BatchNorm" for layer in net.layers):
-        return weights
-    available, plan = set(inputs), []
-    for layer in net.layers:  # the layers we can run
-        if layer.type in supported and all(b in available for b in layer.bottoms):
-            plan.append(layer)
-            available.update(layer.tops)
-    latest = {name: value.astype(np.float64) for name, value in inputs.items()}
-
-    def calibrate(layer) -> None:
-        # One scale for the whole layer: var = the mean square of its input, the
-        # random means scaled to match.  (Per channel, nearly dead channels
-        # would be blown up to the size of the others, float32 rounding with
-        # them; subtracting a batch mean would cancel digits.)
-        if layer.type != "BatchNorm" or layer.name not in weights:
-            return
-        x = latest[layer.bottoms[0]]
-        square = float(np.mean(x * x)) or 1.0
-        mean = weights[layer.name][0].astype(np.float64)
-        weights[layer.name] = ((mean * np.sqrt(square)).astype(np.float32),
-                               np.full(mean.shape, square, np.float32), np.ones(1, np.float32))
-
-    # Each BatchNorm is calibrated just before it runs (the generator is lazy).
-    calibrate(plan[0])
-    steps = run_layers(net, inputs, weights, dtype=np.float64,
-                       outputs=[top for layer in plan for top in layer.tops])
-    try:
-        for i, (layer, tops) in enumerate(steps):
-            assert layer is plan[i]
-            latest.update(tops)
-            if i + 1 < len(plan):
-                calibrate(plan[i + 1])
-    except Caffe2NcsError:
-        pass  # a network Caffe itself would refuse: the rest keeps synthesize's statistics
-    return weights
+    return calibrate_batchnorm(net, weights, inputs)
 
 
 def make_inputs(net) -> dict[str, np.ndarray]:
