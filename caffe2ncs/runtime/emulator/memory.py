@@ -108,7 +108,7 @@ class Memory:
 
     def read(self, ref, what: str, **kw) -> np.ndarray:
         """The tensor as float32 ``(H, W, C)`` (a fresh, contiguous array)."""
-        return self.view(ref, what, **kw).astype(np.float32)
+        return fp16_to_float32(self.view(ref, what, **kw))
 
     def write(self, ref, values: np.ndarray, what: str) -> None:
         """Round ``values`` (float32 ``(H, W, C)``) to fp16 and store them at ``ref``."""
@@ -119,7 +119,21 @@ class Memory:
         if ref.location is Location.BLOB:
             raise GraphFileError(f"{what} writes into constant {ref.constant!r}", self.path)
         with np.errstate(over="ignore", invalid="ignore"):
-            dst[...] = values  # float32 -> fp16: round to nearest even, overflow to inf
+            np.copyto(dst, values, casting="unsafe")  # float32 -> fp16: nearest even, overflow to inf
+
+
+#: Every fp16 bit pattern's float32 value: converting by table lookup takes
+#: 60-70 % of the time of numpy's fp16 -> float32 cast (measured on 0.2-1.2 M
+#: element tensors), and the emulator converts every stage's inputs.
+_FP16_TO_FLOAT32 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(FP16).astype(
+    np.float32)
+
+
+def fp16_to_float32(values: np.ndarray) -> np.ndarray:
+    """fp16 array (any strides) -> a new contiguous float32 array of the same values."""
+    out = np.empty(values.shape, np.float32)
+    np.take(_FP16_TO_FLOAT32, values.view(np.uint16), out=out)
+    return out
 
 
 def check_activation(ref, what: str, path: str | None) -> None:
