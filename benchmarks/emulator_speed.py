@@ -16,7 +16,11 @@ real input size.  What is timed: ``Emulator.run`` on a prepared emulator (the
 graph decoded once, as a loaded graph on a stick) and ``Net.forward`` on a
 prepared OpenCV network (after a warm-up forward, which is when OpenCV
 allocates); alternately, ``--repeat`` times each, with the garbage collector
-paused; the medians are compared.
+paused; the medians are compared.  With one thread each (the default) both
+run in this thread, and the ratio is of the CPU time this thread used
+(``time.thread_time``: user and system time, page faults included), which
+does not count the time other processes on a busy machine take; the wall
+times are printed too.  With more threads the ratio is of wall times.
 
 Threads: by default both sides get one (OpenCV's ``setNumThreads(1)``, and
 ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = 1 for the
@@ -106,13 +110,14 @@ def prepare(name: str, file: str, fix: bool, workdir: Path):
     return emulator, cvnet, x, len(lowered.graph.stages)
 
 
-def timed(fn) -> float:
+def timed(fn) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds of this thread) of one call."""
     gc.collect()
     gc.disable()
     try:
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         fn()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.thread_time() - c0
     finally:
         gc.enable()
 
@@ -171,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{', '.join(f'{k}={v}' for k, v in blas.items()) or 'its default'}; "
           f"{os.cpu_count()} CPUs")
     print(f"runs     {args.repeat} of each, alternating, after one warm-up; medians compared\n")
-    print(f"{'network':16s} {'stages':>6s} {'emulator':>10s} {'OpenCV fp32':>12s} "
+    by_cpu = args.threads == 1
+    basis = "CPU time of this thread" if by_cpu else "wall time"
+    print(f"ratio of {basis}; wall times in brackets\n")
+    print(f"{'network':16s} {'stages':>6s} {'emulator':>20s} {'OpenCV fp32':>20s} "
           f"{'ratio':>6s}  target <= {TARGET_RATIO}x")
     ratios = {}
     emulated_ms = {}
@@ -186,12 +194,15 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeat):
                 emu_times.append(timed(lambda: emulator.run(x)))
                 cv_times.append(timed(cvnet.forward))
-            emu, cv = statistics.median(emu_times), statistics.median(cv_times)
+            emu_wall, emu_cpu = (statistics.median(t[i] for t in emu_times) for i in (0, 1))
+            cv_wall, cv_cpu = (statistics.median(t[i] for t in cv_times) for i in (0, 1))
+            emu, cv = (emu_cpu, cv_cpu) if by_cpu else (emu_wall, cv_wall)
             ratios[name] = emu / cv
             emulated_ms[name] = emu * 1000
             verdict = "ok" if ratios[name] <= TARGET_RATIO else "ABOVE TARGET"
-            print(f"{name:16s} {stages:6d} {emu * 1000:8.1f}ms {cv * 1000:10.1f}ms "
-                  f"{ratios[name]:5.2f}x  {verdict}", flush=True)
+            print(f"{name:16s} {stages:6d} {emu * 1000:7.1f}ms [{emu_wall * 1000:7.1f}ms] "
+                  f"{cv * 1000:7.1f}ms [{cv_wall * 1000:7.1f}ms] {ratios[name]:5.2f}x  {verdict}",
+                  flush=True)
             if args.profile and name in args.profile:
                 profile(emulator, x)
             del emulator, cvnet
