@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from test_emulator_kernels import conv_ref
 
+from caffe2ncs.lowering.ir import ConvParams, Op, PadStyle, PostOp
 from caffe2ncs.runtime.emulator import Emulator, op_convolution
 from caffe2ncs.runtime.emulator.memory import fp16_to_float32, store_relu
 from caffe2ncs.runtime.emulator.op_convolution import conv2d, winograd_conv3x3, winograd_weights
@@ -127,8 +128,6 @@ def test_runs_reusing_temporaries_are_independent_also_concurrently():
 
     from test_emulator_kernels import Builder
 
-    from caffe2ncs.lowering.ir import ConvParams, Op, PadStyle, PostOp
-
     rng = np.random.default_rng(11)
     g = Builder((9, 11, 8))
     mid = g.buffer((9, 11, 16))
@@ -145,3 +144,29 @@ def test_runs_reusing_temporaries_are_independent_also_concurrently():
     with ThreadPoolExecutor(3) as pool:
         got = list(pool.map(shared.run, inputs * 4))
     assert all(np.array_equal(o, e) for o, e in zip(got, expected * 4, strict=True))
+
+
+@pytest.mark.parametrize("style, pad", [(PadStyle.CAFFE, (1, 1)), (PadStyle.TF_SAME, (0, 0)),
+                                        (PadStyle.TF_VALID, (0, 0)), (PadStyle.CAFFE, (0, 2))])
+def test_a_stage_with_enough_channels_takes_the_winograd_path(style, pad, monkeypatch):
+    """Through the whole emulator (buffers, bias, ReLU, fp16 rounding): a 3x3
+    stride-1 stage with 32+ input channels uses Winograd and matches the float64
+    definition rounded once."""
+    from test_emulator_kernels import Builder, assert_fp16, conv_out, rand, relu, run, tf_same_pad
+
+    calls = []
+    real = op_convolution.winograd_conv3x3
+    monkeypatch.setattr(op_convolution, "winograd_conv3x3",
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    h, w, c, k = 11, 10, op_convolution.WINOGRAD_MIN_CHANNELS, 7
+    rng = np.random.default_rng(21)
+    x, wt, b = rand(rng, (h, w, c)), rand(rng, (3, 3, c, k), -0.2, 0.2), rand(rng, k)
+    ho, wo = conv_out(h, 3, 1, 1, style, pad[0]), conv_out(w, 3, 1, 1, style, pad[1])
+    g = Builder((h, w, c))
+    g.add(Op.CONVOLUTION, g.input(), g.output((ho, wo, k)), taps=g.taps("w", wt),
+          bias=g.const("b", b), post_op=PostOp.relu(),
+          params=ConvParams(3, 3, 1, 1, pad[1], pad[0], style))
+    before = ((tf_same_pad(h, ho, 3, 1), tf_same_pad(w, wo, 3, 1)) if style is PadStyle.TF_SAME
+              else (0, 0) if style is PadStyle.TF_VALID else pad)
+    assert_fp16(run(g.graph(), x), relu(conv_ref(x, wt, b, (1, 1), before, 1, (ho, wo))))
+    assert calls

@@ -11,7 +11,8 @@ taken from the output buffer.  Padding follows the stage's pad style
 
 Computed in float32 with BLAS matrix products, no Python loop over pixels:
 
-* 3x3 kernels with stride 1 and no dilation (most of the arithmetic of VGG,
+* 3x3 kernels with stride 1, no dilation and at least
+  :data:`WINOGRAD_MIN_CHANNELS` input channels (most of the arithmetic of VGG,
   GoogLeNet, ResNet, SqueezeNet): Winograd's minimal filtering F(2x2, 3x3)
   (Lavin & Gray, 2016), which computes each 2x2 block of outputs from a 4x4
   block of inputs with 16 products per channel pair instead of 36 -- 2.25x
@@ -19,7 +20,10 @@ Computed in float32 with BLAS matrix products, no Python loop over pixels:
   transforms only add, subtract and halve, so it is a different order of the
   same float32 sums: it differs from direct summation by float32 rounding
   (measured: 5e-7 of the largest output), three orders of magnitude below one
-  fp16 unit (4.9e-4), like any change of summation order;
+  fp16 unit (4.9e-4), like any change of summation order.  (The larger
+  F(4x4, 3x3) would be 1.1-1.5x faster again, but its coefficients up to 8 and
+  1/24 raise the float32 error to 1e-5 and change 1.3 % of the fp16 results
+  instead of 0.35 %: not faithful enough for an emulator);
 * everything else: im2col + one GEMM per block of output rows.
 """
 
@@ -84,6 +88,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, stride: tuple[
 #: output transform A^T (2x4).  ``y = A^T [(G g G^T) * (B^T d B)] A`` for a 4x4
 #: input tile ``d`` and a 3x3 kernel ``g`` gives the tile's 2x2 outputs.
 WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+#: Fewer input channels go through im2col: the transforms' cost is per input
+#: channel and the saving per channel pair (measured, one thread: 3 channels
+#: 0.36x the speed of im2col, 16 channels 0.9x, 32 channels 1.2x).
+WINOGRAD_MIN_CHANNELS = 32
 
 #: Bytes of transformed inputs and products handled at once (one band of tile rows).
 WINOGRAD_BLOCK_BYTES = 4 << 20
@@ -210,7 +219,8 @@ def prepare(spec: StageSpec):
     w = taps_hwck(spec, p.kernel_y, p.kernel_x, c, k)
     b = spec.bias(k)
     stride = (p.stride_y, p.stride_x)
-    if (p.kernel_y, p.kernel_x, p.stride_y, p.stride_x, p.dilation) == (3, 3, 1, 1, 1):
+    if (p.kernel_y, p.kernel_x, p.stride_y, p.stride_x, p.dilation) == (3, 3, 1, 1, 1) \
+            and c >= WINOGRAD_MIN_CHANNELS:
         u = winograd_weights(w)
 
         def winograd(mem):
