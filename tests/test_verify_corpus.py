@@ -85,6 +85,28 @@ def close(recorded: float, measured: float, spread: float, points: bool) -> bool
     return max(lo / hi, hi / lo) <= spread
 
 
+#: The OpenCV cross-check is sampled: networks above this many multiply-adds
+#: (fcn8s and HED at 500x500, SSD-VGG16, VGG16/19) are left to
+#: test_reference_opencv, which compares every corpus network with OpenCV on
+#: its own seeded weights; their emulator-vs-reference check above still runs.
+#: (The cross-check of those five took more CPU time than all the others.)
+OPENCV_MAX_GMACS = 13.0
+
+
+def giga_macs(net, weights) -> float:
+    """Multiply-adds of the convolutions and fully-connected layers, one image."""
+    total = 0
+    for layer in net.layers:
+        if layer.type not in ("Convolution", "Deconvolution", "InnerProduct") or \
+                layer.name not in weights:
+            continue
+        shapes = net.layer_shapes[layer.index]
+        spatial = shapes.inputs[0][2:] if layer.type == "Deconvolution" else \
+            shapes.outputs[0][2:] if layer.type == "Convolution" else ()
+        total += int(np.prod(weights[layer.name][0].shape)) * int(np.prod(spatial or (1,)))
+    return total / 1e9
+
+
 def spread_of(net, check) -> tuple[float, bool]:
     if check.kind == "detections":
         return SPREAD_DETECTIONS, True
@@ -155,6 +177,11 @@ def test_network_verifies_as_the_table_says(prototxt, table, twins, tmp_path, re
         assert check.explained, f"{name} {check.blob}: failure not shown to be fp16: {check.why}"
 
     # The reference against OpenCV: same prototxt, caffemodel and input.
+    cost = giga_macs(net, weights)
+    if cost > OPENCV_MAX_GMACS:
+        record_property("reference_vs_opencv", f"sampled out: {cost:.1f} GMACs; "
+                                               "test_reference_opencv compares it")
+        return
     source = prototxt
     if outcome.built == vc.FIXED:
         source = tmp_path / prototxt.name
@@ -181,3 +208,32 @@ def test_network_verifies_as_the_table_says(prototxt, table, twins, tmp_path, re
         assert_close(blob, values[blob].expected, np.asarray(cv_value, np.float32).reshape(-1),
                      report)
     record_property("reference_vs_opencv", "; ".join(report))
+
+
+def test_detection_failures_are_explained_only_by_near_ties():
+    """The evidence the table requires for an out-of-order failure: detections
+    listed out of order whose expected scores are closer together than the
+    device's score error are explained (fp16 cannot order them); one moved
+    across a wide score gap is not."""
+    from types import SimpleNamespace
+
+    from caffe2ncs.runtime.metrics import compare_detections, detection_rows
+
+    expected = np.array([[0, 1, score, 0.1 * i, 0.1, 0.1 * i + 0.3, 0.4]
+                         for i, score in enumerate((0.9, 0.8, 0.7995, 0.6))])
+
+    def device(order, scores):
+        rows = expected[order].copy()
+        rows[:, 2] = scores
+        flat = np.vstack([[len(rows), 0, 0, 0, 0, 0, 0], rows]).ravel()
+        comparison = compare_detections(detection_rows(flat, device=True), expected)
+        assert comparison.failed()[0].name == "Out-of-order detections"
+        return SimpleNamespace(result=flat, expected=expected.ravel(), comparison=comparison,
+                               detections=True)
+
+    # 0.8 and 0.7995 listed the other way round, scores 0.0004-0.0006 off: a near-tie
+    explained, why = vc.explain_detections(device([0, 2, 1, 3], [0.9, 0.8001, 0.7996, 0.6]))
+    assert explained and "near-ties" in why
+    # the 0.6 detection listed first, 0.2 below the next score: not an fp16 effect
+    explained, why = vc.explain_detections(device([3, 0, 1, 2], [0.6, 0.9, 0.8, 0.7995]))
+    assert not explained and "ABOVE" in why
