@@ -25,6 +25,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+# test this checkout's package, even under a bare `pytest` or when a test file
+# is run as a script, whichever checkout is installed in editable mode
+if sys.path[:1] != [str(REPO)]:
+    sys.path.insert(0, str(REPO))
 
 
 def _find_shared() -> Path:
@@ -76,6 +80,10 @@ def run_cli(*args: str, input: str | None = None, cwd: str | os.PathLike | None 
     full_env.pop("FORCE_COLOR", None)
     full_env["NO_COLOR"] = "1"
     full_env["COLUMNS"] = "200"
+    # this checkout's package, whatever the working folder (an editable install
+    # elsewhere, e.g. of another worktree, must not win)
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO)] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p])
     if env:
         full_env.update(env)
     return subprocess.run(

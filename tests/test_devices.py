@@ -1,5 +1,6 @@
 """``caffe2ncs devices`` in a subprocess, against the simulated bus
-(``CAFFE2NCS_PYUSB_BACKEND=usbsim.factories:...``) and the machine's real one."""
+(``CAFFE2NCS_PYUSB_BACKEND=usbsim.factories:...``), the machine's real one, and
+a machine without libusb (``tests/nolibusb``)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ def _all_commands_present() -> bool:
     return all(importlib.util.find_spec(f"caffe2ncs.commands.{c}") for c in caffe2ncs.cli.COMMANDS)
 
 
-def devices(*args: str, factory: str | None = None) -> subprocess.CompletedProcess:
+def devices(*args: str, factory: str | None = None,
+            pythonpath: Path = TESTS) -> subprocess.CompletedProcess:
     """Run ``caffe2ncs devices ARGS`` in a fresh interpreter.
 
     Uses the real entry point when every registered sub-command exists; on a
     branch where a sibling command has not landed yet, the same ``cli.main``
     runs with only this command registered.
     """
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(pythonpath),
+                                                      os.environ.get("PYTHONPATH")]))}
     if factory is not None:
         env["CAFFE2NCS_PYUSB_BACKEND"] = f"usbsim.factories:{factory}"
     else:
@@ -106,6 +109,24 @@ def test_no_usb_backend_says_how_to_get_one_and_exits_0(factory):
     j = devices("--json", factory=factory)
     assert j.returncode == 0 and json.loads(j.stdout) == []
     assert "pip install libusb-package" in j.stderr
+
+
+def test_machine_without_libusb_says_how_to_get_it_and_exits_0():
+    """No stick and no libusb at all: ``tests/nolibusb`` makes the subprocess's
+    Python find no USB library (the shared-library lookup pyusb uses) and no
+    libusb-package, so the real backend search runs and comes up empty."""
+    r = devices(pythonpath=TESTS / "nolibusb")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and "Traceback" not in r.stdout
+    text = " ".join(r.stdout.split())
+    assert text.startswith("Cannot look for Neural Compute Sticks: no USB backend: pyusb could "
+                           "not load libusb (no system libusb found; libusb-package is not "
+                           "installed); to talk to a stick, install libusb 1.0")
+    assert "sudo apt install libusb-1.0-0" in text and "brew install libusb" in text
+    assert "pip install libusb-package" in text
+    j = devices("--json", pythonpath=TESTS / "nolibusb")
+    assert j.returncode == 0 and json.loads(j.stdout) == []
+    assert "no system libusb found" in j.stderr and "pip install libusb-package" in j.stderr
 
 
 def test_bad_backend_spec_is_a_usage_error():

@@ -196,7 +196,7 @@ def _stick_env(tmp_path) -> tuple[dict, Path]:
     fw = tmp_path / "MvNCAPI.mvcmd"
     fw.write_bytes(make_firmware())
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
-           "CAFFE2NCS_PYUSB_BACKEND": "usbsim.factories:mixed", "USBSIM_FIRMWARE": str(fw)}
+           "CAFFE2NCS_PYUSB_BACKEND": "usbsim.factories:toy_ncs", "USBSIM_FIRMWARE": str(fw)}
     return env, fw
 
 

@@ -1,7 +1,9 @@
 """``caffe2ncs run``, through the real CLI in a subprocess.
 
-The stick path runs against a simulated stick (``tests/usbsim``) whose executor
-is the emulator itself, selected with ``CAFFE2NCS_PYUSB_BACKEND=test_run:emulating_stick``.
+The stick path runs against a simulated stick (``tests/usbsim``) that runs the
+graph files it receives with the emulator, selected with
+``CAFFE2NCS_PYUSB_BACKEND=usbsim.factories:one_ncs``; ``test_usb_cli.py`` has
+the fault cases and the corpus networks.
 """
 
 from __future__ import annotations
@@ -17,20 +19,9 @@ from test_emulator_kernels import Builder
 
 from caffe2ncs.lowering.graphfile import load_graph, write_graph
 from caffe2ncs.lowering.ir import GraphFormat, Op, PostOp, SoftmaxParams
-from caffe2ncs.runtime.emulator import Emulator, stick_executor
+from caffe2ncs.runtime.emulator import Emulator
 
 TESTS = REPO / "tests"
-
-
-def emulating_stick():
-    """``CAFFE2NCS_PYUSB_BACKEND`` factory: one unbooted NCS at port 1.2 running
-    the emulator; it boots with the image in ``USBSIM_FIRMWARE``."""
-    from usbsim import RealClock, SimBackend, SimStick
-
-    firmware = open(os.environ["USBSIM_FIRMWARE"], "rb").read()
-    stick = SimStick((1, 2), 1, firmware=firmware, executor=stick_executor, boot_delay_s=0.0,
-                     reset_delay_s=0.0, init_s=0.0)
-    return SimBackend([stick], clock=RealClock())
 
 
 def sample(name: str):
@@ -203,7 +194,7 @@ def test_unsupported_stage_is_one_line(tmp_path):
 # ----------------------------------------------------------------------------- stick
 
 
-def stick_env(tmp_path, factory="test_run:emulating_stick"):
+def stick_env(tmp_path, factory="usbsim.factories:one_ncs"):
     from usbsim import make_firmware
 
     fw = tmp_path / "MvNCAPI.mvcmd"

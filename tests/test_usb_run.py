@@ -3,6 +3,7 @@ sequence of link commands libmvnc 1.x sends."""
 
 from __future__ import annotations
 
+import re
 import struct
 
 import numpy as np
@@ -286,3 +287,34 @@ def test_options_module_is_cheap_to_import():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_timeouts_from_the_environment(tmp_path, monkeypatch):
+    from caffe2ncs.errors import UsageError
+    from caffe2ncs.runtime.usb import Device, DeviceTimeoutError, Timeouts
+
+    assert Timeouts.from_env({}) == Timeouts()
+    t = Timeouts.from_env({"CAFFE2NCS_USB_TIMEOUTS": " result_s=60, link_transfer_ms=20000 ,"})
+    assert (t.result_s, t.link_transfer_ms, t.boot_chunk_ms) == (60.0, 20000, 2000)
+    assert isinstance(t.link_transfer_ms, int)
+    for spec, text in [
+        ("result=3", "'result=3' is not 'limit=value' with a known limit"),
+        ("result_s", "'result_s' is not 'limit=value'"),
+        ("result_s=soon", "result_s must be a number, got 'soon'"),
+        ("link_transfer_ms=1.5", "link_transfer_ms must be a whole number, got '1.5'"),
+        ("result_s=0", "result_s must be positive"),
+        ("result_s=nan", "result_s must be positive"),
+        ("result_s=inf", "result_s must be positive"),
+    ]:
+        with pytest.raises(UsageError, match="CAFFE2NCS_USB_TIMEOUTS: " + re.escape(text)):
+            Timeouts.from_env({"CAFFE2NCS_USB_TIMEOUTS": spec})
+    # A Device takes them from the environment unless given its own.
+    monkeypatch.setenv("CAFFE2NCS_USB_TIMEOUTS", "result_s=0.5")
+    rig = make_rig(tmp_path)
+    assert Device(**rig.device_kwargs()).timeouts.result_s == 0.5
+    assert Device(**rig.device_kwargs(timeouts=Timeouts())).timeouts.result_s == 15.0
+    rig.stick.faults.never_finish = True
+    with open_device(**rig.device_kwargs()) as dev, dev.allocate_graph(make_graph()) as g:
+        g.load_tensor(np.zeros(3, np.float16))
+        with pytest.raises(DeviceTimeoutError, match="no result within 0.5 s"):
+            g.get_result()

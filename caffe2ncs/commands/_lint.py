@@ -56,6 +56,7 @@ class SettingsResolver:
     def __call__(self, path: str):
         from ..rules.registry import codes_and_names
         from ..rules.settings import find_pyproject, load_settings_file, validate_selectors
+        from ..errors import ConfigError
         from ..rules.settings import Settings
 
         if self.config:
@@ -73,6 +74,11 @@ class SettingsResolver:
                 base = load_settings_file(key[1])
             else:
                 base = Settings()
+            if base.config_file:  # a bad selector in the file: name the file
+                try:
+                    validate_selectors(base, codes_and_names())
+                except ConfigError as err:
+                    raise err.with_path(base.config_file) from None
             settings = base.with_cli(**self.overrides)
             validate_selectors(settings, codes_and_names())
             self._cache[key] = settings

@@ -56,7 +56,13 @@ def run(args: argparse.Namespace, console) -> int:
     if args.fix:
         from .fix import fix_files
 
-        changed, fatal = fix_files(files, args, resolver, console)
+        # machine-readable findings own standard output: say what was fixed on stderr
+        fix_console = console
+        if args.format in ("json", "sarif", "github") and not args.output_file and not args.diff:
+            from ..cli import make_console
+
+            fix_console = make_console(getattr(args, "color", "auto"), stderr=True)
+        changed, fatal = fix_files(files, args, resolver, fix_console)
         if args.diff:
             return EXIT_INPUT if fatal else (EXIT_FINDINGS if changed else EXIT_OK)
     reports = run_checks(files, args, resolver)
@@ -104,7 +110,7 @@ def _emit(reports, args, console, resolver) -> None:
             if not args.quiet:
                 unsafe = any(resolver(r.path).unsafe_fixes for r in reports[:1])
                 target.print(text.summary(reports, unsafe_enabled=unsafe or args.unsafe_fixes),
-                             highlight=False, markup=False)
+                             highlight=False, markup=False, emoji=False)
     finally:
         if stream is not None:
             stream.close()

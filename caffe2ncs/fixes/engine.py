@@ -11,11 +11,12 @@ than written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import Caffe2NcsError
-from ..rules.base import Applicability, Diagnostic, Edit, Fix
+from ..rules.base import Applicability, Change, Diagnostic, Edit, Fix
 
 MAX_ROUNDS = 20
 
@@ -33,6 +34,8 @@ class AppliedFix:
     title: str
     layer: str | None
     line: int
+    #: what the fix changed in the network (see :class:`~caffe2ncs.rules.base.Change`)
+    changes: tuple[Change, ...] = ()
 
 
 @dataclass
@@ -71,6 +74,21 @@ def apply_edits(text: str, edits: Sequence[Edit]) -> str:
     return "".join(out)
 
 
+_TRAILING_BLANK = re.compile(r"(?:[ \t]*\r?\n)+[ \t]*\Z")
+
+
+def keep_final_newline(old: str, new: str) -> str:
+    """``new`` ending like ``old``: without a final line break (nor blank lines)
+    when ``old`` had none, with one (in the file's style) when it had one."""
+    if not new or not old:
+        return new
+    if not old.endswith("\n") and new.endswith("\n"):
+        return _TRAILING_BLANK.sub("", new)
+    if old.endswith("\n") and not new.endswith("\n"):
+        return new + ("\r\n" if old.endswith("\r\n") else "\n")
+    return new
+
+
 def select_fixes(fixes: Iterable[Fix]) -> list[Fix]:
     """The fixes that can be applied together, earliest first."""
     accepted: list[Fix] = []
@@ -96,8 +114,8 @@ def fix_text(text: str, path: str = "<text>", settings=None, unsafe: bool | None
         unsafe = settings.unsafe_fixes
     required = Applicability.UNSAFE if unsafe else Applicability.SAFE
     result = FixResult(text)
+    report = check_source(text, path, settings)
     for round_no in range(1, MAX_ROUNDS + 1):
-        report = check_source(result.text, path, settings)
         candidates = [d for d in report.diagnostics
                       if d.fix is not None and d.fix.applicability >= required]
         result.remaining = report.diagnostics
@@ -105,7 +123,13 @@ def fix_text(text: str, path: str = "<text>", settings=None, unsafe: bool | None
             return result
         by_fix = {id(d.fix): d for d in candidates}
         chosen = select_fixes(d.fix for d in candidates)
-        new_text = apply_edits(result.text, [e for f in chosen for e in f.edits])
+        try:
+            new_text = apply_edits(result.text, [e for f in chosen for e in f.edits])
+        except ValueError as err:  # a fix whose own edits collide: a bug in that rule
+            titles = "; ".join(f.title for f in chosen)
+            raise FixError(f"a fix produced conflicting edits ({err}; {titles}); the file was "
+                           "not changed — please report this as a bug", path) from None
+        new_text = keep_final_newline(result.text, new_text)
         if new_text == result.text:
             return result
         check = check_source(new_text, path, settings)
@@ -115,8 +139,21 @@ def fix_text(text: str, path: str = "<text>", settings=None, unsafe: bool | None
                            "changed — please report this as a bug", path)
         for fix in chosen:
             d = by_fix[id(fix)]
-            result.applied.append(AppliedFix(d.code, d.name, fix.title, d.layer, d.line))
+            result.applied.append(AppliedFix(d.code, d.name, fix.title, d.layer, d.line, fix.changes))
         result.text = new_text
         result.rounds = round_no
-    result.remaining = check_source(result.text, path, settings).diagnostics
+        report = check  # the next round starts from the new text's findings
+    result.remaining = report.diagnostics
     return result
+
+
+def fix(text: str, *, settings=None, unsafe: bool | None = None,
+        path: str = "<text>") -> tuple[str, list[AppliedFix]]:
+    """The Python API behind ``caffe2ncs.fix``: the fixed text and the fixes
+    applied (each with the :class:`~caffe2ncs.rules.base.Change` list it made to
+    the network).  Text that does not parse is returned unchanged with no fix;
+    :class:`FixError` is raised only for a bug in a fix."""
+    if not isinstance(text, str):
+        raise TypeError("fix() takes prototxt text (read the file first)")
+    result = fix_text(text, path, settings, unsafe)
+    return result.text, list(result.applied)

@@ -55,6 +55,20 @@ def render_json(reports: Sequence[FileReport]) -> str:
     return json.dumps(items, indent=2) + "\n"
 
 
+def sarif_uri(path: str) -> str:
+    """A file as a SARIF ``artifactLocation.uri``: a URI reference, so relative
+    to the working directory and percent-encoded (``my model.prototxt`` ->
+    ``my%20model.prototxt``), or a ``file:`` URI when outside it."""
+    import os
+    from pathlib import Path
+    from urllib.parse import quote
+
+    shown = relpath(path)
+    if os.path.isabs(shown) or (len(shown) > 1 and shown[1] == ":"):
+        return Path(os.path.abspath(path)).as_uri()
+    return quote(shown, safe="/")
+
+
 def render_sarif(reports: Sequence[FileReport]) -> str:
     from ..rules.registry import by_code
 
@@ -89,7 +103,7 @@ def render_sarif(reports: Sequence[FileReport]) -> str:
                 "level": _SARIF_LEVEL[d.severity],
                 "message": {"text": d.message},
                 "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": relpath(d.path)},
+                    "artifactLocation": {"uri": sarif_uri(d.path)},
                     "region": {"startLine": d.line, "startColumn": d.column,
                                "endLine": d.end_line, "endColumn": max(d.end_column, 1)},
                 }}],
@@ -101,7 +115,7 @@ def render_sarif(reports: Sequence[FileReport]) -> str:
             results.append(result)
     notifications = [
         {"level": "error", "message": {"text": r.error.message},
-         "locations": [{"physicalLocation": {"artifactLocation": {"uri": relpath(r.path)}}}]}
+         "locations": [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(r.path)}}}]}
         for r in reports if r.error is not None
     ]
     run = {
@@ -109,7 +123,7 @@ def render_sarif(reports: Sequence[FileReport]) -> str:
                             "semanticVersion": __version__, "informationUri": INFORMATION_URI,
                             "rules": descriptors}},
         "results": results,
-        "invocations": [{"executionSuccessful": not notifications,
+        "invocations": [{"executionSuccessful": not notifications and not any(r.fatal for r in reports),
                          "toolExecutionNotifications": notifications}],
     }
     log = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
@@ -130,7 +144,7 @@ def _sarif_fix(d: Diagnostic, text: str) -> dict:
         })
     return {
         "description": {"text": d.fix.title},
-        "artifactChanges": [{"artifactLocation": {"uri": relpath(d.path)},
+        "artifactChanges": [{"artifactLocation": {"uri": sarif_uri(d.path)},
                              "replacements": replacements}],
     }
 

@@ -65,13 +65,14 @@ def render_full(reports: Sequence[FileReport], console, concise: bool = False) -
     for report in reports:
         if report.error is not None:
             console.print(f"[bold]{escape(report.error.location() or relpath(report.path))}:[/bold] "
-                          f"[bold red]error:[/bold red] {escape(report.error.message)}")
+                          f"[bold red]error:[/bold red] {escape(report.error.message)}", emoji=False)
             continue
         for d in report.diagnostics:
-            console.print(_header(d))
+            # emoji=False: rich would turn "file:1234:" into an emoji (":1234:" is one)
+            console.print(_header(d), emoji=False)
             if not concise:
                 for line in _frame(d, report.text):
-                    console.print(line)
+                    console.print(line, emoji=False)
                 console.print()
 
 

@@ -12,8 +12,8 @@ the rule itself.
 from __future__ import annotations
 
 import enum
+import inspect
 import re
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -71,19 +71,65 @@ class Edit:
             raise ValueError(f"bad edit span {self.start}..{self.end}")
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a fix does to the *network* (as opposed to its text), declared by
+    the rule so that callers (and tests) know which differences between the
+    network before and after a fix are intended.
+
+    Kinds (``layer`` names a layer of the network the fix was computed on):
+
+    * ``remove-layer``: the layer is gone; whatever read its outputs now reads
+      its first bottom (Dropout, Split) or nothing did (losses, Accuracy);
+    * ``layer-to-input``: a data layer is replaced by a declared input called
+      ``value``; its readers read that input;
+    * ``rename-layer``: the layer is now called ``value``;
+    * ``retype-layer``: the layer's type is now ``value``;
+    * ``set-param``: ``value`` is ``(dotted path, new value)`` in the layer's
+      parameters (``None`` = the field is removed);
+    * ``set-batch``: every input's (and so every blob's) batch becomes ``value``;
+    * ``flatten-concat``: Concat ``layer`` reads the inputs of Concat ``value``
+      directly instead of its output;
+    * ``rename-input`` / ``rename-output``: ``value`` is ``(old, new)``: the
+      network input (or output) ``old`` is now called ``new`` (other blob names
+      are not part of the network's meaning, so renaming them is not declared);
+    * ``reshape``: shapes from ``layer`` on may change (e.g. padding removed).
+    """
+
+    kind: str
+    layer: str | None = None
+    value: object = None
+
+
+def _sorted_edits(edits) -> tuple[Edit, ...]:
+    """The edits of one fix in order; overlapping ones where one is a pure
+    deletion are merged (two deletions of neighbouring lines may both claim
+    the line break between them)."""
+    out: list[Edit] = []
+    for e in sorted(edits, key=lambda e: (e.start, e.end)):
+        if out and e.start < out[-1].end and (not e.content or not out[-1].content):
+            last = out.pop()
+            e = Edit(last.start, max(last.end, e.end), last.content + e.content)
+        out.append(e)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Fix:
     edits: tuple[Edit, ...]
     applicability: Applicability
     title: str
+    #: what the fix changes in the network (see :class:`Change`); empty when
+    #: only the spelling of the file changes (e.g. input_dim -> input_shape)
+    changes: tuple[Change, ...] = ()
 
     @classmethod
-    def safe(cls, title: str, *edits: Edit) -> Fix:
-        return cls(tuple(sorted(edits, key=lambda e: (e.start, e.end))), Applicability.SAFE, title)
+    def safe(cls, title: str, *edits: Edit, changes: tuple[Change, ...] = ()) -> Fix:
+        return cls(_sorted_edits(edits), Applicability.SAFE, title, tuple(changes))
 
     @classmethod
-    def unsafe(cls, title: str, *edits: Edit) -> Fix:
-        return cls(tuple(sorted(edits, key=lambda e: (e.start, e.end))), Applicability.UNSAFE, title)
+    def unsafe(cls, title: str, *edits: Edit, changes: tuple[Change, ...] = ()) -> Fix:
+        return cls(_sorted_edits(edits), Applicability.UNSAFE, title, tuple(changes))
 
 
 @dataclass(frozen=True)
@@ -141,7 +187,8 @@ class Rule:
 
     @classmethod
     def explanation(cls) -> str:
-        return textwrap.dedent(cls.__doc__ or "").strip()
+        # cleandoc, not dedent: the docstring's first line has no indentation
+        return inspect.cleandoc(cls.__doc__ or "")
 
     @classmethod
     def describe_fix(cls) -> str:

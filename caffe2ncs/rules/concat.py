@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..fixes.edits import delete_node, indentation, newline_of, requote
 from ..model.net import Layer
-from .base import Diagnostic, Edit, Fix, FixAvailability, Rule, Severity
+from .base import Change, Diagnostic, Edit, Fix, FixAvailability, Rule, Severity
 from .context import Context
 from .registry import register
 
@@ -61,9 +61,12 @@ class NestedConcat(Rule):
 
     ## Fix
     An unsafe fix flattens the two into one: the outer Concat reads the inner
-    one's inputs directly (when both join along the same axis), and the inner
-    Concat is deleted if nothing else reads it. Unsafe because the inner
-    Concat's output no longer exists as a blob.
+    one's inputs directly and the inner Concat is deleted. It is offered only
+    when both join along the same axis and nothing but the outer Concat reads
+    the inner one: otherwise the inner Concat stays, and its inputs would then
+    feed two concatenations (NCS403), which the NCSDK cannot do either (this is
+    the case of DenseNet, whose dense blocks need explicit copies). Unsafe
+    because the inner Concat's output no longer exists as a blob.
     """
 
     code = "NCS402"
@@ -92,17 +95,22 @@ class NestedConcat(Rule):
         node = outer.locate("bottom", i)
         if node is None or inner.node is None or outer.bottoms.count(outer.bottoms[i]) > 1:
             return None
+        readers = ctx.net.readers(inner, inner.tops[0])
+        if readers != [outer] or inner.tops[0] in ctx.net.outputs or len(inner.tops) != 1:
+            return None  # the inner Concat must stay: flattening would feed two concats
+        # the inner Concat's inputs must still hold the same values where the outer reads them
+        for other in ctx.net.layers[inner.index + 1:outer.index]:
+            if any(b in other.tops for b in inner.bottoms):
+                return None
         text = ctx.text
         nl = newline_of(text)
         indent = indentation(text, node.start)
         sources = [requote(node.value, b) for b in inner.bottoms]
         replacement = f"{nl}{indent}".join(f"bottom: {s}" for s in sources)
-        edits = [Edit(node.start, node.end, replacement)]
-        readers = ctx.net.readers(inner, inner.tops[0])
-        if readers == [outer] and inner.tops[0] not in ctx.net.outputs:
-            edits.append(delete_node(text, inner.node))
+        edits = [Edit(node.start, node.end, replacement), delete_node(text, inner.node)]
         return Fix.unsafe(f"read {', '.join(inner.bottoms)} directly instead of {inner.name!r}",
-                          *edits)
+                          *edits, changes=(Change("flatten-concat", outer.name, inner.name),
+                                           Change("remove-layer", inner.name)))
 
 
 @register

@@ -11,7 +11,7 @@ from ..sdk import (
     MAX_GROUPS, MAX_KERNEL, MAX_PAD, MAX_STRIDE, TESTED_CONV_SHAPES, TESTED_CONV_SHAPES_2_08,
     sdk_error,
 )
-from .base import Diagnostic, Fix, FixAvailability, Rule, Severity
+from .base import Change, Diagnostic, Fix, FixAvailability, Rule, Severity
 from .context import Context
 from .registry import register
 
@@ -166,7 +166,10 @@ class PaddedOneByOne(Rule):
                 layer.locate("convolution_param") is not None else []
             if pads and len(all_pads) <= 1:
                 fix = Fix.unsafe("delete the padding (the output shrinks)",
-                                 *(delete_node(ctx.text, n) for n in pads))
+                                 *(delete_node(ctx.text, n) for n in pads),
+                                 changes=tuple(Change("set-param", layer.name,
+                                                      (f"convolution_param.{n.name}", None))
+                                               for n in pads) + (Change("reshape", layer.name),))
             yield ctx.report(
                 self, f"1x1 convolution {layer.name!r} has padding {info.pad[0]}x{info.pad[1]}; "
                 "the NCSDK refuses padded 1x1 convolutions",

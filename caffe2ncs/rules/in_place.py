@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from ..fixes.edits import set_string
 from ..model.net import Layer
-from .base import Diagnostic, Fix, FixAvailability, Rule, Severity
+from .base import Change, Diagnostic, Fix, FixAvailability, Rule, Severity
 from .context import Context
 from .registry import register
 
@@ -53,6 +53,8 @@ def distinct_top_fix(ctx: Context, layer: Layer) -> Fix | None:
         return None
     edits = [set_string(node, new)]
     for later in ctx.net.layers[layer.index + 1:]:
+        if top in later.tops and top not in later.bottoms:
+            break  # a new, unrelated writer of the old name: it and what follows keep it
         for kind, names in (("bottom", later.bottoms), ("top", later.tops)):
             for i, name in enumerate(names):
                 if name != top:
@@ -61,10 +63,12 @@ def distinct_top_fix(ctx: Context, layer: Layer) -> Fix | None:
                 if ref is None:
                     return None
                 edits.append(set_string(ref, new))
-        if top in later.tops and top not in later.bottoms:
-            break  # a new, unrelated writer of the old name
-    make = Fix.unsafe if top in ctx.net.outputs else Fix.safe
-    return make(f"give {layer.name!r} its own top {new!r}", *edits)
+    changes: tuple[Change, ...] = ()
+    make = Fix.safe
+    if top in ctx.net.outputs:
+        make = Fix.unsafe
+        changes = (Change("rename-output", value=(top, new)),)
+    return make(f"give {layer.name!r} its own top {new!r}", *edits, changes=changes)
 
 
 @register

@@ -16,7 +16,7 @@ from ..fixes.edits import (
 from ..model.net import InputForm, InputSpec
 from ..model.textformat import Node
 from ..sdk import DATA_LAYERS, sdk_error
-from .base import Diagnostic, Edit, Fix, FixAvailability, Rule, Severity
+from .base import Change, Diagnostic, Edit, Fix, FixAvailability, Rule, Severity
 from .context import Context
 from .registry import register
 
@@ -59,7 +59,7 @@ class MultipleInputs(Rule):
         for spec in inputs[1:]:
             yield ctx.report(
                 self, f"network has {len(inputs)} inputs ({names}); the NCSDK takes exactly one, "
-                f"so {spec.name!r} cannot be fed", spec.node or spec.layer_node)
+                f"so {spec.name!r} cannot be fed", spec.node or spec.layer_node, layer=spec.layer_name)
 
 
 def _batch_node(spec: InputSpec) -> Node | None:
@@ -116,11 +116,12 @@ class BatchNotOne(Rule):
                 title = "set the batch size to 1"
                 if explicit:
                     title += f" (also edit Reshape layer {explicit[0].name!r}, which spells it out)"
-                fix = make(title, Edit(node.vstart, node.end, "1"))
+                fix = make(title, Edit(node.vstart, node.end, "1"),
+                           changes=(Change("set-batch", value=1),))
             yield ctx.report(
                 self, f"input {spec.name!r} has batch size {spec.shape[0]} "
                 f"(shape {_shape_text(spec.shape)}); the stick runs one image at a time",
-                node or spec.shape_node or spec.node, fix=fix)
+                node or spec.shape_node or spec.node, layer=spec.layer_name, fix=fix)
 
 
 @register
@@ -158,9 +159,9 @@ class InputNotNamedData(Rule):
             for node in blob_references(net, spec.name):
                 edits.append(set_string(node, "data"))
             fix = Fix.safe(f"rename input {spec.name!r} to 'data' and every reference to it",
-                           *_unique(edits))
+                           *_unique(edits), changes=(Change("rename-input", value=(spec.name, "data")),))
         yield ctx.report(self, f"the input is called {spec.name!r}; the NCSDK requires 'data'",
-                         spec.node or spec.layer_node, fix=fix)
+                         spec.node or spec.layer_node, layer=spec.layer_name, fix=fix)
 
 
 def _unique(edits: list[Edit]) -> list[Edit]:
@@ -440,5 +441,5 @@ class InputWithoutShape(Rule):
     def check(self, ctx: Context) -> Iterator[Diagnostic]:
         for spec in ctx.net.inputs:
             if spec.form is InputForm.NO_SHAPE:
-                yield ctx.report(self, f"input {spec.name!r} has no dimensions", spec.node)
+                yield ctx.report(self, f"input {spec.name!r} has no dimensions", spec.node, layer=spec.layer_name)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from ..fixes.edits import delete_node, insert_line_after, rename_reads, set_string
 from ..model.net import Layer, LayerSpelling
 from ..sdk import LOSS_LAYERS, DATA_LAYERS, SUPPORTED_LAYERS, TRAINING_ONLY, WORKAROUNDS, sdk_error
-from .base import Diagnostic, Edit, Fix, FixAvailability, Rule, Severity
+from .base import Change, Diagnostic, Edit, Fix, FixAvailability, Rule, Severity
 from .context import Context
 from .registry import register
 
@@ -88,7 +88,9 @@ def _depthwise_fix(ctx: Context, layer: Layer) -> Fix | None:
         if anchor is None:
             return None
         edits.append(insert_line_after(ctx.text, anchor, f"group: {channels}"))
-    return Fix.unsafe(f"make it a Convolution with group: {channels}", *edits)
+    return Fix.unsafe(f"make it a Convolution with group: {channels}", *edits, changes=(
+        Change("retype-layer", layer.name, "Convolution"),
+        Change("set-param", layer.name, ("convolution_param.group", channels))))
 
 
 def _split_fix(ctx: Context, layer: Layer) -> Fix | None:
@@ -99,8 +101,27 @@ def _split_fix(ctx: Context, layer: Layer) -> Fix | None:
     for top in layer.tops:
         if top in ctx.net.outputs:
             return None
-        edits.extend(rename_reads(ctx.net, ctx.net.readers(layer, top), top, source))
-    return Fix.safe(f"remove the Split; its readers read {source!r} directly", *edits)
+        readers = ctx.net.readers(layer, top)
+        if not bypass_keeps_values(ctx, layer, readers):
+            return None
+        edits.extend(rename_reads(ctx.net, readers, top, source))
+    return Fix.safe(f"remove the Split; its readers read {source!r} directly", *edits,
+                    changes=(Change("remove-layer", layer.name),))
+
+
+def bypass_keeps_values(ctx: Context, layer: Layer, readers: list[Layer]) -> bool:
+    """Whether ``readers`` of ``layer``'s output would see the same values if they
+    read ``layer``'s bottom instead: true unless a layer between ``layer`` and the
+    last reader writes that bottom again (e.g. an in-place ReLU on it)."""
+    if not readers:
+        return True
+    source = layer.bottoms[0]
+    last = max(r.index for r in readers)
+    for other in ctx.net.layers[layer.index + 1:last]:
+        if source in other.tops:
+            return False
+    # a reader that writes the bottom in place must be the last to read it
+    return all(source not in r.tops or r.index == last for r in readers)
 
 
 @register
@@ -117,8 +138,12 @@ class TrainingOnlyLayer(Rule):
 
     ## Fix
     An unsafe fix deletes losses, metrics and Silence layers when nothing reads
-    what they produce (unsafe: the network's outputs change). Data layers are not
-    removed automatically: the input they provide must be declared instead.
+    what they produce (unsafe: the network's outputs change). A data layer is
+    replaced by `input:` + `input_shape` with the shape it produces, when that
+    shape is written in the file (`DummyData`, `MemoryData`, `ImageData` with
+    `new_height`/`new_width`, or a `crop_size`) and nothing but training-only
+    layers reads its other tops (the labels); unsafe because the values fed to
+    the network are no longer read and transformed by the layer.
     """
 
     code = "NCS202"
@@ -135,14 +160,69 @@ class TrainingOnlyLayer(Rule):
             kind = ("data layer" if layer.type in DATA_LAYERS else
                     "loss" if layer.type in LOSS_LAYERS else "training-only layer")
             fix = None
-            if layer.type not in DATA_LAYERS and layer.node is not None and not any(
+            if layer.type in DATA_LAYERS:
+                fix = _data_layer_fix(ctx, layer)
+            elif layer.node is not None and not any(
                     ctx.net.readers(layer, top) for top in layer.tops):
                 fix = Fix.unsafe(f"delete {layer.type} layer {layer.name!r}",
-                                 delete_node(ctx.text, layer.node))
+                                 delete_node(ctx.text, layer.node),
+                                 changes=(Change("remove-layer", layer.name),))
             yield ctx.report(
                 self, f"layer {layer.name!r} is a {kind} ({layer.type}), which only makes sense "
                 "for training; use the network's deploy prototxt", ctx.anchor(layer, "type"),
                 layer=layer, fix=fix)
+
+
+def data_shape(ctx: Context, layer: Layer) -> tuple[int, ...] | None:
+    """The shape of a data layer's first top, when the file says it."""
+    shape = ctx.out_shape(layer)
+    if shape is not None:
+        return tuple(shape)
+    p = layer.param
+    crop = p.transform_param.crop_size if p.HasField("transform_param") else 0
+    if layer.type == "ImageData":
+        ip = p.image_data_param
+        h, w = (crop, crop) if crop else (ip.new_height, ip.new_width)
+        if h and w:
+            return (ip.batch_size or 1, 3 if ip.is_color else 1, h, w)
+    return None
+
+
+def _data_layer_fix(ctx: Context, layer: Layer) -> Fix | None:
+    from ..fixes.edits import indent_unit, indentation, line_start, newline_of, requote
+
+    net = ctx.net
+    if net.inputs or layer.node is None or not layer.tops or layer.spelling is not LayerSpelling.LAYER:
+        return None
+    others = [lay for lay in net.layers if lay.type in DATA_LAYERS]
+    if others != [layer] or any(r.type not in TRAINING_ONLY for top in layer.tops[1:]
+                                for r in net.readers(layer, top)):
+        return None
+    shape = data_shape(ctx, layer)
+    top_node = layer.locate("top", 0)
+    if shape is None or not shape or top_node is None:
+        return None
+    text = ctx.text
+    nl = newline_of(text)
+    unit = indent_unit(text)
+    first = next(child for child in net.document.fields if child.name in ("layer", "layers"))
+    indent = indentation(text, first.start)
+    top = layer.tops[0]
+    lines = [f"{indent}input: {requote(top_node.value, top)}", f"{indent}input_shape {{"]
+    lines += [f"{indent}{unit}dim: {d}" for d in shape]
+    lines.append(f"{indent}}}")
+    start = line_start(text, first.start)
+    edits = [delete_node(text, layer.node)]
+    if first is layer.node:
+        # replace the layer where it stands (keeping its comments)
+        deletion = edits[0]
+        kept = deletion.content
+        edits = [Edit(deletion.start, deletion.end, kept + nl.join(lines) + nl)]
+    else:
+        edits.insert(0, Edit(start, start, nl.join(lines) + nl))
+    return Fix.unsafe(f"replace {layer.type} layer {layer.name!r} by input {top!r} "
+                      f"({'x'.join(map(str, shape))})", *edits,
+                      changes=(Change("layer-to-input", layer.name, top),))
 
 
 @register
@@ -157,8 +237,10 @@ class DropoutNotInPlace(Rule):
     `[Error 17] … Could not build graph. Missing link: <top>`.
 
     ## Fix
-    Removes the layer and makes its readers read its bottom instead (unsafe when
-    its top is a network output, whose name then changes).
+    Removes the layer and makes its readers read its bottom instead. Unsafe when
+    it is the last layer writing a network output (whose name then changes), or
+    when its bottom is written again (e.g. by an in-place ReLU) before all its
+    readers have read it.
     """
 
     code = "NCS203"
@@ -176,10 +258,20 @@ class DropoutNotInPlace(Rule):
             top, bottom = layer.tops[0], layer.bottoms[0]
             fix = None
             if layer.node is not None:
+                readers = ctx.net.readers(layer, top)
                 edits = [delete_node(ctx.text, layer.node)]
-                edits += rename_reads(ctx.net, ctx.net.readers(layer, top), top, bottom)
-                make = Fix.unsafe if top in ctx.net.outputs else Fix.safe
-                fix = make(f"remove the Dropout; its readers read {bottom!r}", *edits)
+                edits += rename_reads(ctx.net, readers, top, bottom)
+                changes = [Change("remove-layer", layer.name)]
+                make = Fix.safe
+                if top in ctx.net.outputs and not any(
+                        top in later.tops for later in ctx.net.layers[layer.index + 1:]):
+                    # the Dropout writes the network's output, which becomes its bottom
+                    make = Fix.unsafe
+                    changes.append(Change("rename-output", value=(top, bottom)))
+                if not bypass_keeps_values(ctx, layer, readers):
+                    make = Fix.unsafe
+                fix = make(f"remove the Dropout; its readers read {bottom!r}", *edits,
+                           changes=tuple(changes))
             yield ctx.report(
                 self, f"Dropout {layer.name!r} writes {top!r} instead of working in place on "
                 f"{bottom!r}; the NCSDK skips Dropout, so {top!r} would never be produced",
@@ -210,7 +302,9 @@ class DropoutInPlace(Rule):
                 continue
             fix = None
             if layer.node is not None:
-                fix = Fix.safe(f"remove Dropout layer {layer.name!r}", delete_node(ctx.text, layer.node))
+                fix = Fix.safe(f"remove Dropout layer {layer.name!r}",
+                               delete_node(ctx.text, layer.node),
+                               changes=(Change("remove-layer", layer.name),))
             yield ctx.report(self, f"Dropout {layer.name!r} does nothing at inference; the NCSDK "
                              "skips it", ctx.anchor(layer, "type"), layer=layer, fix=fix)
 

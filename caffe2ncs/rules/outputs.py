@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from ..fixes.edits import set_string
 from ..model.params import expected_blob_shapes
 from ..sdk import sdk_error
-from .base import Diagnostic, Fix, FixAvailability, Rule, Severity
+from .base import Change, Diagnostic, Fix, FixAvailability, Rule, Severity
 from .context import Context
 from .registry import register
 
@@ -53,7 +53,8 @@ class OutputNameMismatch(Rule):
             if node is not None and top not in names:
                 learned = expected_blob_shapes(layer, ctx.net.layer_shapes[layer.index].inputs)
                 make = Fix.unsafe if learned else Fix.safe
-                fix = make(f"rename layer {layer.name!r} to {top!r}", set_string(node, top))
+                fix = make(f"rename layer {layer.name!r} to {top!r}", set_string(node, top),
+                           changes=(Change("rename-layer", layer.name, top),))
             yield ctx.report(
                 self, f"output layer {layer.name!r} writes {top!r}; the NCSDK needs the output "
                 "layer's name to equal its top", node or ctx.anchor(layer, "type"), layer=layer,

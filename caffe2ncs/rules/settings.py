@@ -19,7 +19,9 @@ In ``pyproject.toml`` (the nearest one above each checked file)::
     NCS301 = "error"
 
 Command-line options take precedence over the file, as in ruff: ``--select``
-replaces the file's ``select``; ``--extend-select`` and ``--ignore`` add to it.
+starts the selection afresh (the file's ``select``, ``extend-select`` and
+``ignore`` no longer apply; its ``per-file-ignores`` still do);
+``--extend-select`` and ``--ignore`` add to the file's.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ class Settings:
     def with_cli(self, **overrides) -> Settings:
         """Apply command-line options (``None`` = not given)."""
         changes = {k: v for k, v in overrides.items() if v is not None}
+        if "select" in changes:
+            # as in ruff, a --select starts the selection afresh: the file's
+            # select, extend-select and ignore no longer apply (its
+            # per-file-ignores still do)
+            base = replace(self, extend_select=(), ignore=())
+            changes.setdefault("extend_select", ())
+            changes.setdefault("ignore", ())
+            return replace(base, **changes)
         if "extend_select" in changes:
             changes["extend_select"] = self.extend_select + tuple(changes["extend_select"])
         if "ignore" in changes:

@@ -70,5 +70,5 @@ def silences(sup: Suppression, code: str, name: str, line: int) -> bool:
         return False
     if sup.codes and code not in sup.codes and name not in sup.codes:
         return False
-    sup.used.add(code)
+    sup.used.update((code, name))  # a directive may name the rule either way
     return True

@@ -1,4 +1,4 @@
-"""THE INJECTION POINT: what the simulated stick runs a graph with.
+"""What the simulated stick runs a graph with: its "firmware".
 
 A simulated stick does not interpret graphs itself.  When the host starts an
 inference (an input sent with hostready = 1, or the auxBuffer read that starts
@@ -12,20 +12,24 @@ the queued input), the stick calls its executor::
   ``2 * noutputs`` long, with ``noutputs`` taken from the graph's last stage as
   the host does (the simulator checks this); ``stage_times_ms`` - one float per
   stage (the simulator checks the count), which the stick reports in the
-  auxBuffer and, summed, uses as the inference's duration on the virtual clock;
+  auxBuffer and, summed, is the inference's duration on the stick's clock;
   ``debug_message`` - "" for success, or the firmware's error text (at most 119
   bytes of it fit), which the host raises as ``MyriadError``.
 
+Two executors:
+
+* :func:`emulator_executor` - the real thing: the received graph file is parsed
+  and run by caffe2ncs's fp16 emulator (:mod:`caffe2ncs.runtime.emulator`), the
+  output is the emulator's, and the stage times are how long each stage took
+  on the simulated device (the emulator's time per stage, measured like the
+  firmware measures its stages).  A graph the emulator cannot load or run gives
+  a zero output and the reason as the debug text, as a firmware error would.
+  The sticks of :mod:`usbsim.factories` (the CLI tests) use it.
+* :func:`usbsim.toy.toy_executor` - a deterministic stand-in for the synthetic
+  graphs of :func:`usbsim.toy.make_graph`, which carry no real network.
+
 Plug an executor in with ``SimStick(executor=...)`` (or assign
-``stick.executor`` later).  Tests use the small deterministic
-:func:`usbsim.toy.toy_executor`; the fp16 graph emulator is meant to be plugged
-in here, wrapped to this signature, e.g.::
-
-    def emulator_executor(graph: bytes, input_fp16: bytes):
-        out, times = caffe2ncs_emulator.run(graph, input_fp16)   # whatever its API is
-        return out.astype("<f2").tobytes(), times, ""
-
-    stick = SimStick(executor=emulator_executor, firmware=..., clock=...)
+``stick.executor`` later).
 """
 
 from __future__ import annotations
@@ -36,3 +40,27 @@ from typing import Protocol
 
 class Executor(Protocol):
     def __call__(self, graph: bytes, input_fp16: bytes) -> tuple[bytes, Sequence[float], str]: ...
+
+
+#: Room for text in the auxBuffer's 120-byte debug area (NUL-terminated).
+DEBUG_TEXT_MAX = 119
+
+
+def emulator_executor(graph: bytes, input_fp16: bytes) -> tuple[bytes, Sequence[float], str]:
+    """Run the received graph file with the fp16 emulator (see the module text)."""
+    from caffe2ncs.errors import Caffe2NcsError
+    from caffe2ncs.runtime.emulator import stick_executor
+
+    from .stick import parse_graph
+
+    try:
+        # Parses the graph file, runs it stage by stage, times each stage; a graph
+        # it refuses comes back as a zero output with the reason as debug text.
+        return stick_executor(graph, input_fp16)
+    except Caffe2NcsError as err:  # the graph file itself could not be read
+        try:
+            nstages, noutputs = parse_graph(graph)
+        except ValueError:
+            nstages = noutputs = 0
+        text = f"cannot load the graph: {err.message}"
+        return bytes(2 * noutputs), [0.0] * nstages, text[:DEBUG_TEXT_MAX]

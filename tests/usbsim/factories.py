@@ -1,9 +1,15 @@
 """Backend factories for ``CAFFE2NCS_PYUSB_BACKEND=usbsim.factories:<name>``.
 
 A CLI subprocess cannot be handed a backend object, so tests put ``tests/`` on
-``PYTHONPATH`` and name one of these.  They use the real clock with no boot or
-reset delays, so nothing waits for long.  ``USBSIM_FIRMWARE`` (a path) is the
-image the simulated ROMs accept; without it they accept none.
+``PYTHONPATH`` and name one of these.  The sticks run received graphs with
+caffe2ncs's fp16 emulator (:func:`usbsim.executor.emulator_executor`) and use
+the real clock with no boot or reset delays, so nothing waits for long.
+``USBSIM_FIRMWARE`` (a path) is the image the simulated ROMs accept; without
+it they accept none.
+
+These buses live and die with the process that calls the factory.  For a bus
+whose sticks keep their state from one CLI run to the next, start a
+:class:`usbsim.remote.StickServer` in the test and use :func:`remote`.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ import usb.core
 
 from .backend import SimBackend
 from .clock import RealClock
+from .executor import emulator_executor
 from .stick import SimStick
-from .toy import toy_executor
 
 
 def _firmware() -> bytes | None:
@@ -26,7 +32,7 @@ def _firmware() -> bytes | None:
 
 def _stick(port_path, bus=1, **kw) -> SimStick:
     kw.setdefault("firmware", _firmware())
-    kw.setdefault("executor", toy_executor)
+    kw.setdefault("executor", emulator_executor)
     return SimStick(port_path, bus, boot_delay_s=0.0, reset_delay_s=0.0, init_s=0.0, **kw)
 
 
@@ -40,6 +46,14 @@ def one_ncs() -> SimBackend:
     return SimBackend([_stick((1, 2))], clock=RealClock())
 
 
+def toy_ncs() -> SimBackend:
+    """One unbooted NCS at port 1.2 that runs :func:`usbsim.toy.toy_executor`
+    instead of the emulator: known stage times (1.5 + 0.25 i ms for stage i)."""
+    from .toy import toy_executor
+
+    return SimBackend([_stick((1, 2), executor=toy_executor)], clock=RealClock())
+
+
 def mixed() -> SimBackend:
     """An unbooted NCS at 1.2, an unbooted NCS2 at 1.3 and a booted stick at 2-4
     (bus 2, port 4)."""
@@ -47,6 +61,14 @@ def mixed() -> SimBackend:
         [_stick((1, 2)), _stick((1, 3), model="ncs2"), _stick((4,), bus=2, booted=True)],
         clock=RealClock(),
     )
+
+
+def remote():
+    """The bus of the :class:`usbsim.remote.StickServer` named by ``USBSIM_SERVER``
+    and ``USBSIM_AUTHKEY`` (what ``StickServer.env()`` sets)."""
+    from .remote import connect_from_environment
+
+    return connect_from_environment()
 
 
 def no_backend():

@@ -27,8 +27,9 @@ Life of a stick:
 * **unplugged**: gone from the bus; every handle fails with "no device".
 
 The simulator records what the host did (``headers``, ``boot_chunks``,
-``boot_timeouts``, ``link_timeouts``, ``link_out_sizes``, ``runs``, ``config``) and every deviation
-from the protocol in ``protocol_errors``: tests assert that list stays empty.
+``boot_timeouts``, ``link_timeouts``, ``link_out_sizes``, ``runs``, ``config``),
+what it reported back (``results``) and every deviation from the protocol in
+``protocol_errors``: tests assert that list stays empty.
 
 Faults (:class:`Faults`) are one-shot unless noted.
 """
@@ -96,7 +97,8 @@ class Faults:
     wrong_permit_for: str | None = None
     #: Send only half of the next GET of this buffer, then nothing.
     short_read_for: str | None = None
-    #: The next inference never finishes ("output" stays not ready forever).
+    #: The next inference never finishes ("output" stays not ready forever,
+    #: until :meth:`SimStick.finish_now`).
     never_finish: bool = False
     #: Unplug the stick when the next inference starts.
     unplug_on_run: bool = False
@@ -104,6 +106,8 @@ class Faults:
     device_error: str | None = None
     #: Persistent: the stick stops answering (every transfer times out).
     stall: bool = False
+    #: The stick stops answering when the next inference starts (sets ``stall``).
+    stall_on_run: bool = False
     #: Persistent: another program holds interface 0 (claims fail with EBUSY).
     held_by_other_program: bool = False
     #: Persistent: opening fails with "access denied" (no udev rule).
@@ -189,6 +193,9 @@ class SimStick:
         self.headers: list[tuple[int, int, int, int, str]] = []
         self.protocol_errors: list[str] = []
         self.runs: list[tuple[str, bytes]] = []
+        #: Every inference whose auxBuffer the host read: output, stage times and
+        #: debug text exactly as the stick reported them.
+        self.results: list[Job] = []
         self.boots = 0
         self.resets = 0
         self.set_configurations: list[int] = []
@@ -289,8 +296,9 @@ class SimStick:
         self._pending = None
 
     def replug(self) -> None:
-        """Plug it back in: a fresh, unbooted stick."""
+        """Plug it back in: a fresh, unbooted stick (the power cycle also ends a stall)."""
         self.plugged = True
+        self.faults.stall = False
         self._pending = None
         self._appear(ROM)
         self._clear_link()
@@ -306,6 +314,11 @@ class SimStick:
     def valid(self, incarnation: int) -> bool:
         self.tick()
         return self.plugged and self.mode != ABSENT and incarnation == self.incarnation
+
+    def finish_now(self) -> None:
+        """Let the running inference finish at once (ends a ``never_finish``)."""
+        if self.job is not None:
+            self.job.ready_at = min(self.job.ready_at, self.now())
 
     # -- status ----------------------------------------------------------------
 
@@ -473,6 +486,10 @@ class SimStick:
             return
         data = self.inputs[name]
         self.runs.append((name, data))
+        # The inference starts now; an executor that really computes (the
+        # emulator) spends its time inside this call, which on a real clock is
+        # part of the inference's duration, not added to it.
+        started = self.now()
         output, times, debug = self.executor(self.graph, data)
         times = [float(t) for t in times]
         assert len(output) == 2 * self.noutputs, (
@@ -483,7 +500,7 @@ class SimStick:
         )
         if self.faults.device_error is not None:
             debug, self.faults.device_error = self.faults.device_error, None
-        ready_at = self.now() + sum(times) / 1000.0
+        ready_at = max(self.now(), started + sum(times) / 1000.0)
         if self.faults.never_finish:
             self.faults.never_finish = False
             ready_at = math.inf
@@ -491,6 +508,9 @@ class SimStick:
         if self.faults.unplug_on_run:
             self.faults.unplug_on_run = False
             self.unplug()
+        if self.faults.stall_on_run:
+            self.faults.stall_on_run = False
+            self.faults.stall = True
 
     # -- GET -----------------------------------------------------------------------
 
@@ -522,6 +542,8 @@ class SimStick:
             if length != AUX_HEADER + 4 * self.nstages or offset:
                 self.error(f"GET auxBuffer of {length} bytes at {offset}")
             self._reply(name, self._aux(job, length))
+            if job is not None:
+                self.results.append(job)
             self.job = None
             if host_ready:
                 if self.queue:

@@ -72,6 +72,10 @@ FIRMWARE_ENV = "CAFFE2NCS_FIRMWARE"
 #: Environment variable naming a pyusb backend factory, ``module:callable`` (caffe2ncs).
 BACKEND_ENV = "CAFFE2NCS_PYUSB_BACKEND"
 
+#: Environment variable changing the protocol's time limits (caffe2ncs), e.g.
+#: ``result_s=60,link_transfer_ms=20000``: fields of ``timing.Timeouts``.
+TIMEOUTS_ENV = "CAFFE2NCS_USB_TIMEOUTS"
+
 #: ``usb_boot.c`` ``usb_open_device``: ``libusb_set_configuration(h, 1)``.
 BOOT_CONFIGURATION = 1
 #: ``usb_boot.c`` ``usb_open_device``: ``libusb_claim_interface(h, 0)``; the first

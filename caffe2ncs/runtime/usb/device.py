@@ -175,7 +175,8 @@ class Device:
     "BUS-PATH" like "1-1.2"); ``None`` takes the first free NCS.  ``firmware`` is
     the path of ``MvNCAPI.mvcmd`` (default: ``$CAFFE2NCS_FIRMWARE``).  ``backend``
     is a pyusb backend (default: see :mod:`.backend`).  ``timeouts`` and ``clock``
-    replace the protocol's time limits and the clock used to wait.
+    replace the protocol's time limits (default: libmvnc's, changed by
+    ``$CAFFE2NCS_USB_TIMEOUTS``) and the clock used to wait.
     """
 
     def __init__(
@@ -191,7 +192,7 @@ class Device:
     ) -> None:
         self.requested_name = name
         self.options = options or DeviceOptions()
-        self.timeouts = timeouts or Timeouts()
+        self.timeouts = timeouts or Timeouts.from_env()
         self.clock: Clock = clock or SystemClock()
         self._firmware_arg = firmware
         self._backend_arg = backend

@@ -9,7 +9,9 @@ takes no real time at all.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from . import constants as C
@@ -39,7 +41,8 @@ class Timeouts:
     """The protocol's time limits; the defaults are libmvnc 1.x's (see constants).
 
     USB transfer limits are in milliseconds because that is what pyusb takes;
-    the rest are seconds.  Use :func:`dataclasses.replace` to change one.
+    the rest are seconds.  Use :func:`dataclasses.replace` to change one, or
+    set ``CAFFE2NCS_USB_TIMEOUTS`` (:meth:`from_env`) for the command line.
     """
 
     #: Every transfer of the link (``USB_TIMEOUT``).
@@ -69,6 +72,40 @@ class Timeouts:
     @property
     def reset_wait_s(self) -> float:
         return self.reset_poll_s * self.reset_iterations
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Timeouts:
+        """The defaults, changed by ``CAFFE2NCS_USB_TIMEOUTS`` when it is set:
+        comma-separated ``field=value`` pairs naming fields of this class, e.g.
+        ``result_s=60,link_transfer_ms=20000``.  Raises :class:`UsageError`
+        (naming the variable) for an unknown field or a value that is not a
+        positive number."""
+        from ...errors import UsageError
+
+        env = os.environ if environ is None else environ
+        spec = env.get(C.TIMEOUTS_ENV, "").strip()
+        if not spec:
+            return cls()
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        changes: dict[str, float | int] = {}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            name, sep, text = item.partition("=")
+            name, text = name.strip(), text.strip()
+            if not sep or name not in fields:
+                raise UsageError(
+                    f"{C.TIMEOUTS_ENV}: {item!r} is not 'limit=value' with a known limit "
+                    f"({', '.join(fields)})"
+                )
+            integral = fields[name].type in ("int", int)
+            try:
+                value = int(text) if integral else float(text)
+            except ValueError:
+                kind = "a whole number" if integral else "a number"
+                raise UsageError(f"{C.TIMEOUTS_ENV}: {name} must be {kind}, got {text!r}") from None
+            if not value > 0 or value == float("inf"):
+                raise UsageError(f"{C.TIMEOUTS_ENV}: {name} must be positive, got {text!r}")
+            changes[name] = value
+        return dataclasses.replace(cls(), **changes)
 
 
 def seconds(ms: int) -> str:
