@@ -25,7 +25,7 @@ from .errors import EXIT_INPUT, EXIT_INTERRUPTED, Caffe2NcsError
 
 # The order is the order of ``caffe2ncs --help``.
 COMMANDS: tuple[str, ...] = (
-    "check", "fix", "rule", "info", "build", "inspect", "run", "profile", "devices",
+    "check", "fix", "rule", "info", "build", "inspect", "run", "verify", "profile", "devices",
 )
 
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug in caffe2ncs, never the user's fault

@@ -190,6 +190,13 @@ def choose_device(args, graph) -> str:
     # auto
     if not runnable:
         return "emulator"
+    return "ncs" if stick_usable(args) else "emulator"
+
+
+def stick_usable(args) -> bool:
+    """Whether ``--device auto`` should use a stick: one is attached (the one
+    ``--stick`` names, if given) and there is firmware to boot it with."""
+    from ..errors import UsageError
     from ..runtime.usb import list_devices
     from ..runtime.usb.firmware import firmware_path
 
@@ -200,12 +207,12 @@ def choose_device(args, graph) -> str:
     if args.stick:
         sticks = [s for s in sticks if s.matches(args.stick)]
     if not sticks:
-        return "emulator"
+        return False
     try:
         firmware_path(args.firmware)
     except UsageError:
-        return "emulator"  # a stick, but no firmware to boot it with
-    return "ncs"
+        return False  # a stick, but no firmware to boot it with
+    return True
 
 
 # ------------------------------------------------------------------------ output

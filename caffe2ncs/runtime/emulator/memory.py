@@ -41,8 +41,11 @@ class Memory:
     """
 
     def __init__(self, graph: Graph, input_hwc: np.ndarray, constants: dict[str, np.ndarray],
-                 path: str | None = None, scratch: np.ndarray | None = None) -> None:
+                 path: str | None = None, scratch: np.ndarray | None = None,
+                 workspace: Workspace | None = None) -> None:
         self.path = path
+        #: Host-side float32 temporaries of the kernels, reused from run to run.
+        self.workspace = workspace if workspace is not None else Workspace()
         self.output_elements = graph.output.elements if graph.output is not None else 0
         size = _reach(graph, Location.WORK)
         out_size = max(self.output_elements, _reach(graph, Location.OUTPUT))
@@ -112,21 +115,97 @@ class Memory:
                                                writeable=writable)
 
     def read(self, ref, what: str, **kw) -> np.ndarray:
-        """The tensor as float32 ``(H, W, C)`` (a fresh, contiguous array)."""
+        """The tensor as float32 ``(H, W, C)``: a contiguous array of the
+        :attr:`workspace` (role ``what``), the stage's to use until it ends."""
         view = self.view(ref, what, **kw)
         check_elements(view.shape, 4, f"{what} (as float32)")
-        return view.astype(np.float32)
+        return fp16_to_float32(view, self.workspace.array(("read", what), view.shape))
 
-    def write(self, ref, values: np.ndarray, what: str) -> None:
-        """Round ``values`` (float32 ``(H, W, C)``) to fp16 and store them at ``ref``."""
+    def write(self, ref, values: np.ndarray, what: str, relu: bool = False) -> None:
+        """Round ``values`` (float32 ``(H, W, C)``) to fp16 and store them at ``ref``;
+        with ``relu``, store ``fp16(max(values, 0))`` (see :func:`store_relu`)."""
         dst = self.view(ref, what, writable=True)
         if values.shape != dst.shape:
             raise GraphFileError(f"{what}: the stage computes a {_hwc(values.shape)} tensor but "
                                  f"its output buffer is {_hwc(dst.shape)}", self.path)
         if ref.location is Location.BLOB:
             raise GraphFileError(f"{what} writes into constant {ref.constant!r}", self.path)
+        if relu:
+            store_relu(dst, values)
+            return
         with np.errstate(over="ignore", invalid="ignore"):
-            dst[...] = values  # float32 -> fp16: round to nearest even, overflow to inf
+            np.copyto(dst, values, casting="unsafe")  # float32 -> fp16: nearest even, overflow to inf
+
+
+def store_relu(dst: np.ndarray, values: np.ndarray) -> None:
+    """``dst[...] = fp16(max(values, 0))``, the ReLU post-operation and the
+    stage's rounding, computed as ``max(fp16(values), +0)`` on the fp16 bits.
+
+    The same numbers bit for bit: rounding is monotonic and keeps the sign, so
+    it commutes with ``max(., 0)``; on the bits (as int16) every fp16 with the
+    sign bit set -- negative numbers, -inf, -0 -- is below +0, and the others
+    are ordered as their values.  Only a NaN with the sign bit would differ
+    (float ReLU keeps NaN), so arrays with a NaN take the float path.
+    Why: numpy's float32 -> fp16 cast branches on zero, and ReLU outputs are
+    zero at random places; the cast of a ReLU result took 3.3x the time of the
+    same values before ReLU (5.5 vs 1.7 ms per million, measured).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if values.size and np.isnan(values.max()):
+            np.copyto(dst, np.maximum(values, np.float32(0)), casting="unsafe")
+            return
+        np.copyto(dst, values, casting="unsafe")
+    bits = dst.view(np.int16)
+    np.maximum(bits, np.int16(0), out=bits)
+
+
+#: Every fp16 bit pattern's float32 value: converting by table lookup takes
+#: 60-70 % of the time of numpy's fp16 -> float32 cast (measured on 0.2-1.2 M
+#: element tensors), and the emulator converts every stage's inputs.
+_FP16_TO_FLOAT32 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(FP16).astype(
+    np.float32)
+
+
+def fp16_to_float32(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """fp16 array (any strides) -> a contiguous float32 array of the same values
+    (``out``, or a new one)."""
+    if out is None:
+        out = np.empty(values.shape, np.float32)
+    np.take(_FP16_TO_FLOAT32, values.view(np.uint16), out=out)
+    return out
+
+
+class Workspace:
+    """Host-side temporaries reused from one inference to the next.
+
+    Every kernel allocates float32 arrays as large as its tensors (the input
+    converted from fp16, im2col columns, Winograd tiles, the result); fresh
+    megabyte-size arrays come from the operating system as new pages, and
+    faulting them in cost more than the arithmetic on mid-sized layers
+    (measured: a 55x55x16 -> 64 Winograd convolution took 4.7 ms with new
+    arrays, 0.65 ms with reused ones).  An :class:`~.executor.Emulator`
+    hands one workspace from each run to the next, as it does the scratch area.
+
+    :meth:`array` returns a view of a buffer kept per *role*; the stages run
+    one at a time, so a role's array is the current stage's until the stage
+    ends.  Different arrays a kernel uses at once need different roles.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[object, np.ndarray] = {}
+
+    def array(self, role: object, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+        """An uninitialised contiguous array of ``shape`` for ``role``."""
+        dtype = np.dtype(dtype)
+        n = 1
+        for d in shape:
+            n *= int(d)
+        key = (role, dtype)
+        buf = self._buffers.get(key)
+        if buf is None or buf.size < n:
+            buf = np.empty(n, dtype)
+            self._buffers[key] = buf
+        return buf[:n].reshape(shape)
 
 
 def check_activation(ref, what: str, path: str | None) -> None:

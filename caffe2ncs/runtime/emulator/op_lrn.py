@@ -23,16 +23,18 @@ OPS = (Op.LRN,)
 
 def lrn_across_channels(x: np.ndarray, size: int, k: float, alpha: float,
                         beta: float) -> np.ndarray:
-    """float32 ``(H, W, C)``."""
+    """float32 ``(H, W, C)``.  The window sums are ``size`` shifted slices added
+    (a running sum would subtract large prefix sums and lose digits)."""
     h, w, c = x.shape
     before = (size - 1) // 2
     check_elements((h, w, c + size), 4, "the LRN's squares")
-    squares = np.zeros((h, w, c + size), np.float32)
-    squares[:, :, before + 1:before + 1 + c] = x * x
-    cumulative = np.cumsum(squares, axis=2)  # cumulative[..., j] = sum of squares[..., :j+1]
-    window_sums = cumulative[:, :, size:size + c] - cumulative[:, :, :c]
+    squares = np.zeros((h, w, c + size - 1), np.float32)
+    np.multiply(x, x, out=squares[:, :, before:before + c])
+    window_sums = squares[:, :, :c].copy()  # padded channel j is channel j - before
+    for j in range(1, size):
+        window_sums += squares[:, :, j:j + c]
     scale = np.float32(k) + np.float32(alpha / size) * window_sums
-    return x * np.power(scale, np.float32(-beta))
+    return x * np.power(scale, np.float32(-beta), out=scale)
 
 
 def lrn_constants(spec: StageSpec) -> tuple[float, float, float]:

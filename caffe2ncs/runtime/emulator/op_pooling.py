@@ -15,7 +15,8 @@ window may reach past the input.
   - ``tf_same``/``tf_valid``: the number of input positions inside the window
     (TensorFlow's ``avg_pool`` never counts padding).
 
-One vectorised operation per window position (``kh*kw`` numpy calls).
+One vectorised operation per window position (``kh*kw`` numpy calls), or
+per window row and column for max pooling (``kh + kw``).
 """
 
 from __future__ import annotations
@@ -50,13 +51,25 @@ def _windows(canvas, kernel, stride, out_hw):
 def max_pool(x: np.ndarray, *, kernel: tuple[int, int], stride: tuple[int, int],
              pad: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
     """float32 ``(H, W, C)`` -> ``(Ho, Wo, C)``; ``kernel``/``stride``/``pad`` are ``(y, x)``.
-    A window with no input position in it gives -inf."""
+    A window with no input position in it gives -inf; a NaN in a window gives NaN.
+
+    Separable: the maximum over each window's columns first, then over its
+    rows (the maximum is exact, so the order changes nothing)."""
     (kh, kw), (sy, sx), (ho, wo) = kernel, stride, out_hw
     check_elements((ho, wo, x.shape[2]), 4, "the pooling's output")
-    canvas = _canvas(x, pad, ((ho - 1) * sy + kh, (wo - 1) * sx + kw), -np.inf)
-    out = np.full((ho, wo, x.shape[2]), -np.inf, np.float32)
-    for window in _windows(canvas, kernel, stride, out_hw):
-        np.maximum(out, window, out=out)
+    h, w, _ = x.shape
+    hp, wp = (ho - 1) * sy + kh, (wo - 1) * sx + kw
+    if pad == (0, 0) and hp <= h and wp <= w:
+        canvas = x
+    else:
+        canvas = _canvas(x, pad, (hp, wp), -np.inf)
+    span_x, span_y = (wo - 1) * sx + 1, (ho - 1) * sy + 1
+    across = canvas[:hp, 0:span_x:sx].copy()
+    for tx in range(1, kw):
+        np.maximum(across, canvas[:hp, tx:tx + span_x:sx], out=across)
+    out = across[0:span_y:sy].copy()
+    for ty in range(1, kh):
+        np.maximum(out, across[ty:ty + span_y:sy], out=out)
     return out
 
 
