@@ -533,7 +533,7 @@ def _learned_bound(t: str, fields: dict, x: tuple) -> int | None:
                 k **= max(len(x) - 1, 1)  # at least the spatial axes
         else:
             k = cp.get("kernel_h", 1) * cp.get("kernel_w", 1)
-        channels = max(x)  # at least the input channels, whatever the axis
+        channels = max(x, default=1)  # at least the input channels, whatever the axis
         return max(cp.get("num_output", 0), channels, 1) * channels * k
     if t == "InnerProduct":
         n = 1
