@@ -71,6 +71,7 @@ def loads(
     _refuse_binary(source)
     unknown: list[Unknown] = []
     doc, fields = CONVERTER.document(source, pb.NetParameter.DESCRIPTOR, unknown)
+    check_deadline("parsing")
     net_pb = pb.NetParameter(**fields)
     _check_layer_count(doc, source)
     check_deadline("reading the fields")
