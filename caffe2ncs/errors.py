@@ -90,6 +90,17 @@ class InputFileError(Caffe2NcsError):
     """A file that cannot be read at all (missing, a directory, unreadable, too big)."""
 
 
+def unreadable(err: OSError, path: str | os.PathLike[str], what: str = "") -> InputFileError:
+    """The :class:`InputFileError` for ``err``, raised opening or reading the
+    user's file ``path`` (``what`` names the kind of file in the message)."""
+    if isinstance(err, FileNotFoundError):
+        return InputFileError("no such file", path)
+    if isinstance(err, IsADirectoryError):
+        return InputFileError("is a directory, not a file", path)
+    reason = "permission denied" if isinstance(err, PermissionError) else err.strerror or err
+    return InputFileError(f"cannot read{' ' + what if what else ''}: {reason}", path)
+
+
 class PrototxtSyntaxError(Caffe2NcsError):
     """Malformed protobuf text: unbalanced braces, bad numbers, wrong field types."""
 

@@ -184,6 +184,6 @@ def test_truncated_vendor_file_is_exit_2(cli, tmp_path: Path) -> None:
 
 def test_unreadable_paths_are_exit_2(cli, tmp_path: Path) -> None:
     missing = cli("inspect", tmp_path / "nope.graph")
-    assert missing.returncode == 2 and "cannot read graph file" in missing.stderr
+    assert missing.returncode == 2 and "nope.graph: error: no such file" in missing.stderr
     directory = cli("inspect", tmp_path)
     assert directory.returncode == 2 and "is a directory" in directory.stderr

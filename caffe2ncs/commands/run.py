@@ -27,18 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("graph", help="an NCSDK graph file (from caffe2ncs build or mvNCCompile)")
     parser.add_argument("--input", "-i", required=True, metavar="FILE",
                         help="an image (PNG, PPM/PGM, BMP) or a .npy tensor")
-    pre = parser.add_argument_group("preprocessing (mvNCCheck's -S, -cs, -M)")
-    pre.add_argument("--scale", "-S", type=float, metavar="S",
-                     help="multiply the 0..1 image by S (e.g. 255 for 0..255 networks); "
-                          "default 1")
-    pre.add_argument("--channel-swap", "--cs", metavar="I,J,K",
-                     help="channel order, as mvNCCheck's -cs (default for 3-channel images: "
-                          "2,1,0 = RGB to BGR; 0,1,2 keeps RGB)")
-    pre.add_argument("--mean", "-M", metavar="M",
-                     help="subtract a number, one number per channel ('104,117,123', in the "
-                          "network's channel order) or a Caffe mean .npy")
-    pre.add_argument("--layout", choices=("hwc", "chw"), default="hwc",
-                     help="axis order of a .npy input (default hwc, the device's order)")
+    add_preprocessing_arguments(parser, "preprocessing (mvNCCheck's -S, -cs, -M)")
     out = parser.add_argument_group("output")
     out.add_argument("--labels", metavar="FILE",
                      help="class names, one per line, in output order")
@@ -51,6 +40,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "emulator, or auto (a stick when one is attached and the graph "
                              "can run on it, else the emulator; default)")
     add_stick_arguments(parser)
+
+
+def add_preprocessing_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    """``--scale``, ``--channel-swap``, ``--mean``, ``--layout``: how an image or
+    .npy ``--input`` becomes the graph's input (run and verify).  Each defaults
+    to None, so that a caller can tell whether it was given; :func:`load_input`
+    applies the defaults."""
+    pre = parser.add_argument_group(title)
+    pre.add_argument("--scale", "-S", type=float, metavar="S",
+                     help="multiply the 0..1 image by S (e.g. 255 for 0..255 networks); "
+                          "default 1")
+    pre.add_argument("--channel-swap", "--cs", metavar="I,J,K",
+                     help="channel order, as mvNCCheck's -cs (default for 3-channel images: "
+                          "2,1,0 = RGB to BGR; 0,1,2 keeps RGB)")
+    pre.add_argument("--mean", "-M", metavar="M",
+                     help="subtract a number, one number per channel ('104,117,123', in the "
+                          "network's channel order) or a Caffe mean .npy")
+    pre.add_argument("--layout", choices=("hwc", "chw"),
+                     help="axis order of a .npy input (default hwc, the device's order)")
 
 
 def _positive(text: str) -> int:
@@ -129,8 +137,9 @@ def load_input(args, shape_hwc):
         mean=images.parse_mean(args.mean) if args.mean is not None else None)
     h, w, c = shape_hwc
     if images.sniff(head) == "npy" or path.suffix.lower() == ".npy":
-        x = options.apply(images.tensor_from_npy(path, shape_hwc, args.layout))
-        return x, f"{path.name} ({args.layout} array){_describe(options)}"
+        layout = args.layout or "hwc"
+        x = options.apply(images.tensor_from_npy(path, shape_hwc, layout))
+        return x, f"{path.name} ({layout} array){_describe(options)}"
     img = images.load_image(path)
     if options.channel_swap is None and c == 3:
         options = images.Preprocessing(options.scale, (2, 1, 0), options.mean)
@@ -155,15 +164,13 @@ def _describe(options) -> str:
 
 
 def read_labels(path) -> list[str]:
-    from ..errors import InputFileError
+    from ..errors import unreadable
 
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise InputFileError("no such file", path) from None
     except OSError as err:
-        raise InputFileError(f"cannot read labels: {err.strerror or err}", path) from None
+        raise unreadable(err, path, "labels") from None
     while lines and not lines[-1].strip():
         lines.pop()
     return [line.strip() for line in lines]

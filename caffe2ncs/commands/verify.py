@@ -26,6 +26,7 @@ HELP = "compare the stick's (or emulator's) result with Caffe's fp32 result, lik
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..runtime.usb.options import add_stick_arguments
+    from .run import add_preprocessing_arguments
 
     parser.add_argument("prototxt", help="the network definition (.prototxt)")
     parser.add_argument("caffemodel", nargs="?",
@@ -34,16 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", "-i", metavar="FILE",
                         help="an image (PNG, PPM/PGM, BMP) or a .npy tensor (default: seeded "
                              "random numbers in [-1, 1))")
-    pre = parser.add_argument_group("preprocessing of --input (as caffe2ncs run; mvNCCheck's "
-                                    "-S, -cs, -M)")
-    pre.add_argument("--scale", "-S", type=float, metavar="S",
-                     help="multiply the 0..1 image by S (e.g. 255 for 0..255 networks); default 1")
-    pre.add_argument("--channel-swap", "--cs", metavar="I,J,K",
-                     help="channel order (default for 3-channel images: 2,1,0 = RGB to BGR)")
-    pre.add_argument("--mean", "-M", metavar="M",
-                     help="subtract a number, one number per channel or a Caffe mean .npy")
-    pre.add_argument("--layout", choices=("hwc", "chw"),
-                     help="axis order of a .npy input (default hwc, the device's order)")
+    add_preprocessing_arguments(parser, "preprocessing of --input (as caffe2ncs run; "
+                                        "mvNCCheck's -S, -cs, -M)")
     parser.add_argument("--target", choices=("ncsdk1", "ncsdk2"),
                         help="the NCSDK generation to build for (default: the configured target, "
                              "else ncsdk2; ncsdk1 with --device ncs)")
@@ -104,7 +97,6 @@ def run(args: argparse.Namespace, console) -> int:
     if args.input:
         from .run import load_input
 
-        args.layout = args.layout or "hwc"
         x, how = load_input(args, shape)
     else:
         x = random_input(shape, args.seed)

@@ -14,26 +14,14 @@ import stat
 import tempfile
 
 from ..errors import InputFileError
-from ..model.source import MAX_PROTOTXT_BYTES, decode, encode
+from ..model.source import decode, encode, read_text_bytes
 
 BOM = b"\xef\xbb\xbf"
 
 
 def read_for_rewrite(path: str) -> tuple[str, bool]:
     """The file's text (as the loader sees it) and whether it starts with a BOM."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_PROTOTXT_BYTES + 1)
-    except FileNotFoundError:
-        raise InputFileError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputFileError("is a directory, not a file", path) from None
-    except PermissionError:
-        raise InputFileError("permission denied", path) from None
-    except OSError as err:
-        raise InputFileError(f"cannot read: {err.strerror or err}", path) from None
-    if len(data) > MAX_PROTOTXT_BYTES:
-        raise InputFileError(f"prototxt files over {MAX_PROTOTXT_BYTES} bytes are refused", path)
+    data = read_text_bytes(path)
     return decode(data), data.startswith(BOM)
 
 

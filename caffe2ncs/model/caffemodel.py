@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._proto import caffe_pb2 as pb
-from ..errors import CaffemodelError, InputFileError
+from ..errors import CaffemodelError, InputFileError, unreadable
 from .schema import is_repeated
 
 # Field numbers of Caffe's schema that the fast path needs (see proto/caffe.proto).
@@ -140,14 +140,8 @@ def read_caffemodel(path: str | os.PathLike[str]) -> Caffemodel:
     path = os.fspath(path)
     try:
         f = open(path, "rb")
-    except FileNotFoundError:
-        raise InputFileError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputFileError("is a directory, not a file", path) from None
-    except PermissionError:
-        raise InputFileError("permission denied", path) from None
     except OSError as err:
-        raise InputFileError(f"cannot read: {err.strerror or err}", path) from None
+        raise unreadable(err, path) from None
     with f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:

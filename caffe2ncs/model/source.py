@@ -15,7 +15,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cached_property
 
-from ..errors import InputFileError
+from ..errors import InputFileError, unreadable
 from ..limits import MAX_PROTOTXT_BYTES  # noqa: F401 - re-exported
 
 
@@ -32,6 +32,11 @@ def encode(text: str) -> bytes:
 
 def read_text_file(path: str | os.PathLike[str], limit: int = MAX_PROTOTXT_BYTES) -> str:
     """Read a text file the way the loader needs it, with clear errors."""
+    return decode(read_text_bytes(path, limit))
+
+
+def read_text_bytes(path: str | os.PathLike[str], limit: int = MAX_PROTOTXT_BYTES) -> bytes:
+    """A prototxt's bytes, as they are (BOM and all), refused over ``limit``."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -43,17 +48,11 @@ def read_text_file(path: str | os.PathLike[str], limit: int = MAX_PROTOTXT_BYTES
             # Read what is there (one more byte to notice a file that grew);
             # f.read(limit + 1) would allocate the whole limit up front.
             data = f.read(size + 1) if size else _read_at_most(f, limit + 1)
-    except FileNotFoundError:
-        raise InputFileError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputFileError("is a directory, not a file", path) from None
-    except PermissionError:
-        raise InputFileError("permission denied", path) from None
     except OSError as err:
-        raise InputFileError(f"cannot read: {err.strerror or err}", path) from None
+        raise unreadable(err, path) from None
     if len(data) > limit:
         raise InputFileError(f"prototxt files over {limit} bytes are refused", path)
-    return decode(data)
+    return data
 
 
 def _read_at_most(f, n: int) -> bytes:

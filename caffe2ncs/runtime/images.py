@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, UsageError
+from ..errors import InputFileError, UsageError, unreadable
 
 #: Luma weights of skimage's ``rgb2gray`` (ITU-R BT.709), which mvNCCheck used
 #: (``as_grey=True``) for one-channel networks.
@@ -58,7 +58,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
         _check_size(path)
         data = Path(path).read_bytes()
     except OSError as err:
-        raise InputFileError(f"cannot read image: {err.strerror or err}", path) from None
+        raise unreadable(err, path, "image") from None
     kind = sniff(data)
     decoder = {"png": decode_png, "pnm": decode_pnm, "bmp": decode_bmp}.get(kind)
     if decoder is None:
@@ -451,12 +451,8 @@ def load_npy(path: str | os.PathLike[str]) -> np.ndarray:
         _check_size(path)
         with open(path, "rb") as f:
             arr = np.load(f, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputFileError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputFileError("is a directory", path) from None
     except OSError as err:
-        raise InputFileError(f"cannot read: {err.strerror or err}", path) from None
+        raise unreadable(err, path) from None
     except ValueError as err:
         raise InputFileError(f"not a readable .npy array: {err}", path) from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiub":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import struct
 
-from ...errors import GraphFileError, InputFileError
+from ...errors import GraphFileError, InputFileError, unreadable
 from ..ir import Graph, GraphFormat
 from .binary import GraphTargetError
 from .convert import convert
@@ -85,5 +85,5 @@ def load_graph(path: str | os.PathLike[str]) -> Graph:
     except InputFileError:
         raise
     except OSError as err:
-        raise InputFileError(f"cannot read graph file: {err.strerror or err}", path) from None
+        raise unreadable(err, path, "graph file") from None
     return read_graph(data, path)

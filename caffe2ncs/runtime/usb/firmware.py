@@ -18,7 +18,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ...errors import InputFileError, UsageError
+from ...errors import InputFileError, UsageError, unreadable
 from . import constants as C
 
 
@@ -65,12 +65,8 @@ def load_firmware(path: str | os.PathLike[str] | None = None) -> Firmware:
                 path=p,
             )
         data = p.read_bytes()
-    except PermissionError:
-        raise InputFileError("cannot read the firmware file: permission denied", path=p) from None
     except OSError as err:
-        raise InputFileError(
-            f"cannot read the firmware file: {err.strerror or err}", path=p
-        ) from None
+        raise unreadable(err, p, "the firmware file") from None
     check_firmware(data, p)
     return Firmware(path=p, data=data)
 
