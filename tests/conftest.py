@@ -9,6 +9,7 @@ Override the locations with ``CAFFE2NCS_CORPUS`` / ``CAFFE2NCS_SAMPLES``.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,12 @@ def run_cli(*args: str, input: str | None = None, cwd: str | os.PathLike | None 
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def scratch_path(tmp_path):
+    """``tmp_path``, emptied when the test ends: for the caffemodels and graph
+    files of whole corpus networks, which pytest would otherwise keep for its
+    last three runs (a run wrote 12 GB of them)."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -58,11 +58,6 @@ _OPENCV_CANNOT = {"YoloDetectionOutput", "Yolov3DetectionOutput", "Region", "Pyt
 
 # -- fixtures and helpers ---------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("reference-oracle")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _single_threaded_opencv():
     # OpenCV's idle worker threads spin and slow numpy down in the same process;
@@ -73,12 +68,9 @@ def _single_threaded_opencv():
     cv2.setNumThreads(before)
 
 
-_MODELS: dict[str, tuple[Path, dict]] = {}
-
-
 def oracle_model(prototxt: Path, model_dir: Path) -> tuple[Path, dict]:
-    """Seeded random weights for ``prototxt`` and a caffemodel holding them (made
-    once per session): ``synthesize(net, WEIGHT_SEED)``, whose BatchNorm
+    """Seeded random weights for ``prototxt`` and a caffemodel holding them, in
+    ``model_dir``: ``synthesize(net, WEIGHT_SEED)``, whose BatchNorm
     statistics are those of the activations the network itself produces, so
     activations stay O(1) as in a trained network.  (Random BatchNorm
     statistics let random residual networks' activations grow block after
@@ -87,14 +79,11 @@ def oracle_model(prototxt: Path, model_dir: Path) -> tuple[Path, dict]:
 
     Our side is given the weights themselves (``run(net, inputs, weights)``),
     OpenCV the caffemodel."""
-    key = str(prototxt)
-    if key not in _MODELS:
-        net = load(prototxt)
-        weights = dict(synthesize(net, WEIGHT_SEED))
-        out = model_dir / (prototxt.stem + ".caffemodel")
-        save_caffemodel(net, out, weights=weights)
-        _MODELS[key] = out, weights
-    return _MODELS[key]
+    net = load(prototxt)
+    weights = dict(synthesize(net, WEIGHT_SEED))
+    out = model_dir / (prototxt.stem + ".caffemodel")
+    save_caffemodel(net, out, weights=weights)
+    return out, weights
 
 
 def make_inputs(net) -> dict[str, np.ndarray]:
@@ -278,7 +267,8 @@ def _detection_on_opencv_inputs(net, layer, cv_inputs: dict[str, np.ndarray]) ->
 # -- the test -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("prototxt", corpus_params())
-def test_matches_opencv(prototxt: Path, model_dir: Path, record_property):
+def test_matches_opencv(prototxt: Path, scratch_path: Path, record_property):
+    model_dir = scratch_path
     model, weights = oracle_model(prototxt, model_dir)
     net = load(prototxt)
     inputs = make_inputs(net)

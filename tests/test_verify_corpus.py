@@ -147,7 +147,7 @@ def twins() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("prototxt", corpus_params())
-def test_network_verifies_as_the_table_says(prototxt, table, twins, tmp_path, record_property):
+def test_network_verifies_as_the_table_says(prototxt, table, twins, scratch_path, record_property):
     rows, refused = table
     name = prototxt.stem
     if name in twins:
@@ -186,9 +186,9 @@ def test_network_verifies_as_the_table_says(prototxt, table, twins, tmp_path, re
         return
     source = prototxt
     if outcome.built == vc.FIXED:
-        source = tmp_path / prototxt.name
+        source = scratch_path / prototxt.name
         source.write_text(net.source.text)
-    model = tmp_path / "weights.caffemodel"
+    model = scratch_path / "weights.caffemodel"
     save_caffemodel(net, model, weights=weights)
     values = {v.output: v for v in runs if not v.detections}
     try:
