@@ -164,3 +164,11 @@ def test_split_fix_with_a_top_listed_twice():  # was: FixError, conflicting edit
     assert any(a.title.startswith("remove the Split") for a in result.applied)
     assert 'bottom: "data" top: "r"' in result.text
     assert not fix_text(result.text).changed
+
+
+def test_depthwise_rule_on_a_bottom_without_channels():  # was: ZeroDivisionError in NCS201
+    text = ('input: "data"\ninput_shape { dim: 1 dim: 0 dim: 8 dim: 8 }\n'
+            'layer { name: "d" type: "DepthwiseConvolution" bottom: "data" top: "d"\n'
+            '  convolution_param { num_output: 4 kernel_size: 3 } }\n')
+    report = check_source(text)
+    assert any(d.code == "NCS201" for d in report.diagnostics)

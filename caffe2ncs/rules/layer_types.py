@@ -76,6 +76,8 @@ def _depthwise_fix(ctx: Context, layer: Layer) -> Fix | None:
         return None
     channels = shape[1]
     cp = layer.param.convolution_param
+    if channels < 1:
+        return None
     edits = [set_string(type_node, "Convolution")]
     if layer.type == "ConvolutionDepthwise":
         # The fork's layer makes `channels` outputs whatever num_output says; a
