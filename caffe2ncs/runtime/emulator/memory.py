@@ -134,7 +134,8 @@ class Memory:
             store_relu(dst, values)
             return
         with np.errstate(over="ignore", invalid="ignore"):
-            np.copyto(dst, values, casting="unsafe")  # float32 -> fp16: nearest even, overflow to inf
+            # float32 -> fp16: round to nearest even, overflow to inf
+            np.copyto(dst, values, casting="unsafe")
 
 
 def store_relu(dst: np.ndarray, values: np.ndarray) -> None:
