@@ -83,6 +83,39 @@ class Frozen:
         return str(object.__getattribute__(self, "_msg"))
 
 
+class LazyFrozen(Frozen):
+    """A :class:`Frozen` view of a message that is built, on first read, from
+    the keyword arguments the schema converted for it (see
+    ``schema.Converter.values``).  The loader gives every layer one: building
+    670 protobuf messages is a good part of loading a ResNet-152, and most
+    callers only read a layer's name, type, bottoms and tops.  The arguments
+    were checked by the schema, so building them cannot fail; the view reads
+    exactly as a :class:`Frozen` of that message."""
+
+    __slots__ = ("_src",)
+
+    @property
+    def _msg(self) -> Message:  # type: ignore[override]
+        src = _get_src(self)
+        if src.__class__ is tuple:  # (message class, keyword arguments): build it once
+            cls, fields = src
+            src = cls(**fields)
+            _set_src(self, src)
+        return src
+
+
+_get_src = LazyFrozen._src.__get__  # type: ignore[attr-defined]
+_set_src = LazyFrozen._src.__set__  # type: ignore[attr-defined]
+_new = object.__new__
+
+
+def lazy_frozen(cls, fields: dict) -> Frozen:
+    """A read-only view of ``cls(**fields)``, built when first read."""
+    view = _new(LazyFrozen)
+    _set_src(view, (cls, fields))
+    return view
+
+
 def unwrap(value) -> Message:
     """The underlying message of a :class:`Frozen` view (for internal, read-only use)."""
     if isinstance(value, Frozen):

@@ -28,7 +28,7 @@ from .._proto import caffe_pb2 as pb
 from ..errors import CaffemodelError, NetGraphError, PrototxtSyntaxError
 from ..limits import MAX_LAYERS, LimitError, check_deadline
 from . import upgrade
-from .frozen import Frozen
+from .frozen import Frozen, lazy_frozen
 from .net import InputForm, InputSpec, Layer, LayerSpelling, Net, Problem
 from .params import blob_names, expected_blob_shapes
 from .schema import CONVERTER, Unknown, is_repeated
@@ -72,7 +72,13 @@ def loads(
     unknown: list[Unknown] = []
     doc, fields = CONVERTER.document(source, pb.NetParameter.DESCRIPTOR, unknown)
     check_deadline("parsing")
-    net_pb = pb.NetParameter(**fields)
+    layer_fields = fields.get("layer", [])
+    if "layers" in fields:  # V0/V1 layers: the upgrade reads the messages
+        net_pb = pb.NetParameter(**fields)
+    else:
+        # Only the head is built now; each layer's message is built from its
+        # fields when something first reads layer.param (see LazyFrozen).
+        net_pb = pb.NetParameter(**{k: v for k, v in fields.items() if k != "layer"})
     _check_layer_count(doc, source)
     check_deadline("reading the fields")
     model = None
@@ -80,7 +86,7 @@ def loads(
         from .caffemodel import Caffemodel, read_caffemodel
 
         model = caffemodel if isinstance(caffemodel, Caffemodel) else read_caffemodel(caffemodel)
-    return _assemble(net_pb, doc, unknown, path, strict, model, layer_fields=fields.get("layer"))
+    return _assemble(net_pb, doc, unknown, path, strict, model, layer_fields=layer_fields)
 
 
 def _check_layer_count(doc: Document, source: SourceText) -> None:
@@ -154,6 +160,7 @@ def _assemble(net_pb: pb.NetParameter, doc: Document | None, unknown: list[Unkno
     v1_nodes = top_nodes.get("layers", []) if root is not None else [None] * len(net_pb.layers)
 
     if layer_fields is not None and not len(net_pb.layers):
+        # net_pb has no layers then: they are in layer_fields only
         return _assemble_layers(net_pb, doc, unknown, path, strict, model, weights_path,
                                 layer_fields, layer_nodes, top_nodes, problems)
     entries: list[_Entry] = []
@@ -241,22 +248,24 @@ def _assemble_layers(net_pb: pb.NetParameter, doc: Document | None, unknown: lis
     fields_of: list[dict] = []
     build = Layer.build
     spelling = LayerSpelling.LAYER
-    for position, (layer_pb, node, f) in enumerate(zip(net_pb.layer, layer_nodes, layer_fields)):
+    make = pb.LayerParameter
+    for position, (node, f) in enumerate(zip(layer_nodes, layer_fields)):
         t = f.get("type", "")
         if "include" in f or "exclude" in f:
             if state is None:
                 state = upgrade.test_state(net_pb)
+            layer_pb = make(**f)
             if not upgrade.layer_included(layer_pb, state):
                 excluded.append(build(-1, f.get("name", ""), t, tuple(f.get("bottom", ())),
                                       tuple(f.get("top", ())), Frozen(layer_pb), node, spelling,
                                       t, position))
                 continue
         if t == "Input":
-            inputs.extend(_input_layer(_Entry(layer_pb, node, spelling, t, position, 0, f),
+            inputs.extend(_input_layer(_Entry(make(**f), node, spelling, t, position, 0, f),
                                        problems))
             continue
         layers.append(build(len(layers), f.get("name", ""), t, tuple(f.get("bottom", ())),
-                            tuple(f.get("top", ())), Frozen(layer_pb), node, spelling, t,
+                            tuple(f.get("top", ())), lazy_frozen(make, f), node, spelling, t,
                             position))
         fields_of.append(f)
     return _finish(net_pb, doc, unknown, path, strict, model, weights_path, inputs, tuple(layers),

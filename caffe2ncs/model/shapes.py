@@ -92,6 +92,7 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
     new_shapes = LayerShapes.build
     rules = _RULES
     no_input = _NO_INPUT_NEEDED
+    lazy = _PARAM_WHEN_NEEDED
     _CONV_MEMO.clear()  # memoised within one network only
     for layer in layers:
         # (This loop runs for every layer of every network loaded; it is
@@ -170,7 +171,7 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
             out_shapes = (None,) * n_tops
         else:
             try:
-                out = fn(layer.param._msg, in_shapes, layer)
+                out = fn(None if fn in lazy else layer.param._msg, in_shapes, layer)
                 out_shapes = tuple(out) if len(out) == n_tops else \
                     tuple((list(out) + [None] * n_tops)[:n_tops])
             except ShapeError as err:
@@ -313,6 +314,14 @@ def infer(layer: Layer, in_shapes: list[Shape | None]) -> tuple[Shape | None, ..
 
 
 _NO_INPUT_NEEDED: set = set()
+#: rules that take ``None`` for the parameters and read ``layer.param`` only if
+#: they need it (a layer's message is built when first read: see LazyFrozen)
+_PARAM_WHEN_NEEDED: set = set()
+
+
+def param_when_needed(fn):
+    _PARAM_WHEN_NEEDED.add(fn)
+    return fn
 
 
 def no_inputs(fn):
@@ -358,6 +367,7 @@ def raw_value(layer: Layer, *path: str):
 @rule("ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
       "Threshold", "Dropout", "BatchNorm", "Bias", "MVN", "Normalize", "Clip", "Swish",
       "ShuffleChannel", "BN", "ReLU6", "Split", "Region", "GELU", "HardSigmoid", "Mish")
+@param_when_needed
 def _same_plain(pb, shapes, layer):
     n = len(layer.tops)
     return (shapes[0],) if n == 1 else [shapes[0]] * max(1, n)
@@ -382,11 +392,12 @@ def _softmax(pb, shapes, layer):
 
 
 @rule("Scale")
+@param_when_needed
 def _scale(pb, shapes, layer):
     _need_bottoms(layer, shapes, (1, 2))
     if len(shapes) == 2:
         big, small = shapes
-        axis = _axis(pb.scale_param.axis, len(big), ("scale_param", "axis"))
+        axis = _axis(unwrap(layer.param).scale_param.axis, len(big), ("scale_param", "axis"))
         if tuple(big[axis:axis + len(small)]) != tuple(small):
             raise ShapeError(f"second bottom {describe(small)} does not match axes {axis}.. of "
                              f"the first {describe(big)}")
