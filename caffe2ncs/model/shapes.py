@@ -109,60 +109,61 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
                 layer.locate("name"), name, fatal=False))
         names[name] = index
 
-        in_shapes: list[Shape | None] = []
-        prods: list[int] = []
-        if len(bottoms) == 1 and bottoms[0] in shapes:  # the common case, quickly
-            bottom = bottoms[0]
-            in_shapes.append(shapes[bottom])
-            prods.append(producer[bottom])
-            available.pop(bottom, None)
-            bottoms_left = ()
-        else:
-            bottoms_left = bottoms
-        for i, bottom in enumerate(bottoms_left):
-            if bottom in shapes:
-                in_shapes.append(shapes[bottom])
-                prods.append(producer[bottom])
-                available.pop(bottom, None)
-                continue
-            in_shapes.append(None)
-            prods.append(-2)
-            if written_by is None:
-                written_by = {}
-                for other in layers:
-                    for top in other.tops:
-                        written_by.setdefault(top, []).append(other.index)
-            later = [j for j in written_by.get(bottom, ()) if j > index]
-            if later:
-                forward_refs.append((layer, bottom, later[0]))
-            else:
-                hint = ""
-                if bottom in tops:
-                    hint = " (it is written in place by this layer, but nothing produces it first)"
-                problems.append(Problem(
-                    "missing-bottom",
-                    f"layer {name!r} reads blob {bottom!r}, which no input or layer produces{hint}",
-                    _field(layer, "bottom", i), name))
-
         n_tops = len(tops)
         n_bottoms = len(bottoms)
-        for i, top in enumerate(tops):
-            if n_tops == 1 and top not in shapes:
-                break  # the common case: one new top
-            if n_tops > 1 and top in tops[:i]:
-                problems.append(Problem(
-                    "duplicate-top", f"layer {name!r} lists top {top!r} twice",
-                    _field(layer, "top", i), name))
-            # Caffe's Net::AppendTop: a top is in place only if it is the
-            # bottom at the same index; any other existing blob is a conflict.
-            if top in shapes and not (i < n_bottoms and bottoms[i] == top):
-                owner = producer[top]
-                by = "an input" if owner == -1 else f"layer {layers[owner].name!r}"
-                problems.append(Problem(
-                    "duplicate-top",
-                    f"layer {name!r} writes blob {top!r}, which {by} already produced; "
-                    "only in-place layers (top == bottom, at the same index) may write a blob twice",
-                    _field(layer, "top", i), name))
+        in_shapes: list[Shape | None]
+        if n_bottoms == 1 and bottoms[0] in shapes:  # the common case, quickly
+            bottom = bottoms[0]
+            in_shapes = [shapes[bottom]]
+            prods: tuple[int, ...] = (producer[bottom],)
+            available.pop(bottom, None)
+        else:
+            in_shapes = []
+            prod_list: list[int] = []
+            for i, bottom in enumerate(bottoms):
+                if bottom in shapes:
+                    in_shapes.append(shapes[bottom])
+                    prod_list.append(producer[bottom])
+                    available.pop(bottom, None)
+                    continue
+                in_shapes.append(None)
+                prod_list.append(-2)
+                if written_by is None:
+                    written_by = {}
+                    for other in layers:
+                        for top in other.tops:
+                            written_by.setdefault(top, []).append(other.index)
+                later = [j for j in written_by.get(bottom, ()) if j > index]
+                if later:
+                    forward_refs.append((layer, bottom, later[0]))
+                else:
+                    hint = ""
+                    if bottom in tops:
+                        hint = " (it is written in place by this layer, but nothing produces it first)"
+                    problems.append(Problem(
+                        "missing-bottom",
+                        f"layer {name!r} reads blob {bottom!r}, which no input or layer produces{hint}",
+                        _field(layer, "bottom", i), name))
+            prods = tuple(prod_list)
+
+        if n_tops == 1 and (tops[0] not in shapes or (n_bottoms and bottoms[0] == tops[0])):
+            pass  # the common case: one new top, or one written in place
+        else:
+            for i, top in enumerate(tops):
+                if n_tops > 1 and top in tops[:i]:
+                    problems.append(Problem(
+                        "duplicate-top", f"layer {name!r} lists top {top!r} twice",
+                        _field(layer, "top", i), name))
+                # Caffe's Net::AppendTop: a top is in place only if it is the
+                # bottom at the same index; any other existing blob is a conflict.
+                if top in shapes and not (i < n_bottoms and bottoms[i] == top):
+                    owner = producer[top]
+                    by = "an input" if owner == -1 else f"layer {layers[owner].name!r}"
+                    problems.append(Problem(
+                        "duplicate-top",
+                        f"layer {name!r} writes blob {top!r}, which {by} already produced; "
+                        "only in-place layers (top == bottom, at the same index) may write a "
+                        "blob twice", _field(layer, "top", i), name))
 
         # infer(), inlined
         out_shapes: tuple[Shape | None, ...]
@@ -178,9 +179,10 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
                 problems.append(Problem("shape", f"layer {name!r} ({layer.type}): {err}",
                                         _error_node(layer, err.field), name, fatal=False))
                 out_shapes = (None,) * n_tops
+        first_in = in_shapes[0] if in_shapes else None
         for i, shape in enumerate(out_shapes):
             # (a shape that is one of the inputs' was checked when it was made)
-            if shape is not None and not (in_shapes and shape is in_shapes[0]):
+            if shape is not None and shape is not first_in:
                 bad = _check_shape(shape)
                 if bad:
                     problems.append(Problem(
@@ -193,7 +195,7 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
             producer[top] = index
             available[top] = None
         layer_shapes.append(new_shapes(tuple(in_shapes), out_shapes))
-        all_producers.append(tuple(prods))
+        all_producers.append(prods)
 
     if forward_refs:
         cycle = _find_cycle(layers)
