@@ -109,6 +109,16 @@ _set_src = LazyFrozen._src.__set__  # type: ignore[attr-defined]
 _new = object.__new__
 
 
+def unbuilt_fields(view) -> dict | None:
+    """The keyword arguments of a :class:`LazyFrozen` whose message is not built
+    yet (read-only by convention), else None."""
+    if view.__class__ is LazyFrozen:
+        src = _get_src(view)
+        if src.__class__ is tuple:
+            return src[1]
+    return None
+
+
 def lazy_frozen(cls, fields: dict) -> Frozen:
     """A read-only view of ``cls(**fields)``, built when first read."""
     view = _new(LazyFrozen)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 Shape = tuple[int, ...]
+_new = object.__new__
+_setattr = object.__setattr__  # (a frozen dataclass's own refuses)
 
 
 class InputForm(str, Enum):
@@ -98,11 +100,11 @@ class Layer:
               position, v0_padding_node=None) -> Layer:
         """Positional constructor for the loader's hot loop (a frozen dataclass's
         generated ``__init__`` sets each field through ``object.__setattr__``)."""
-        layer = object.__new__(cls)
-        layer.__dict__.update(
-            index=index, name=name, type=type, bottoms=bottoms, tops=tops, param=param,
-            node=node, spelling=spelling, type_spelling=type_spelling, position=position,
-            v0_padding_node=v0_padding_node)
+        layer = _new(cls)
+        _setattr(layer, "__dict__", {
+            "index": index, "name": name, "type": type, "bottoms": bottoms, "tops": tops,
+            "param": param, "node": node, "spelling": spelling, "type_spelling": type_spelling,
+            "position": position, "v0_padding_node": v0_padding_node})
         return layer
 
     @property
@@ -199,8 +201,8 @@ class LayerShapes:
     @classmethod
     def build(cls, inputs, outputs) -> LayerShapes:
         """Positional constructor for the analysis loop (see Layer.build)."""
-        shapes = object.__new__(cls)
-        shapes.__dict__.update(inputs=inputs, outputs=outputs)
+        shapes = _new(cls)
+        _setattr(shapes, "__dict__", {"inputs": inputs, "outputs": outputs})
         return shapes
 
 

@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from .net import InputSpec, Layer, LayerShapes, Problem, Shape
-from .frozen import unwrap
+from .frozen import unbuilt_fields, unwrap
 from .schema import parse_float, parse_int
 
 #: Caffe's Blob::Reshape refuses blobs with more elements than an int can count.
@@ -545,15 +545,27 @@ def _spatial_out(sizes, kernel, stride, pad, dilation, deconv: bool = False) -> 
 # written (its GPU kernel assumes group == channels == num_output).
 #: (parameters, input shapes, tops) -> output shapes of the convolutions seen in the
 #: network being analysed: a network repeats a few configurations (ResNet-152: 155
-#: convolutions, 16 distinct), and the parameters' bytes are cheaper to read than
-#: their fields
+#: convolutions, 16 distinct).  The key is the parameters' bytes, or while the
+#: layer's message is not built (see LazyFrozen) the repr of the schema's fields
+#: for them, which spares building it: equal reprs are equal parameters (two
+#: spellings of the same parameters only take two entries)
 _CONV_MEMO: dict = {}
+_NO_FIELDS: dict = {}
 
 
 @rule("Convolution", "DepthwiseConvolution")
+@param_when_needed
 def _conv(pb, shapes, layer):
-    cp = pb.convolution_param
-    key = (cp.SerializeToString(), tuple(shapes), len(layer.tops))
+    if pb is None:
+        fields = unbuilt_fields(layer.param)
+        if fields is not None:
+            key = (repr(fields.get("convolution_param")), tuple(shapes), len(layer.tops))
+            out = _CONV_MEMO.get(key)
+            if out is None:
+                out = _CONV_MEMO[key] = _conv_like(unwrap(layer.param), shapes, layer, False)
+            return list(out)
+        pb = unwrap(layer.param)
+    key = (pb.convolution_param.SerializeToString(), tuple(shapes), len(layer.tops))
     out = _CONV_MEMO.get(key)
     if out is None:
         out = _CONV_MEMO[key] = _conv_like(pb, shapes, layer, deconv=False)
@@ -775,11 +787,16 @@ def _slice(pb, shapes, layer):
 
 
 @rule("Eltwise")
+@param_when_needed
 def _eltwise(pb, shapes, layer):
-    ep = pb.eltwise_param
+    fields = unbuilt_fields(layer.param) if pb is None else None
+    if fields is not None:  # (spares building the message: see LazyFrozen)
+        n_coeff = len(fields.get("eltwise_param", _NO_FIELDS).get("coeff", ()))
+    else:
+        n_coeff = len((pb if pb is not None else unwrap(layer.param)).eltwise_param.coeff)
     _need_bottoms(layer, shapes, (2, 1 << 16))
-    if len(ep.coeff) and len(ep.coeff) != len(shapes):
-        raise ShapeError(f"{len(ep.coeff)} coeff values for {len(shapes)} bottoms",
+    if n_coeff and n_coeff != len(shapes):
+        raise ShapeError(f"{n_coeff} coeff values for {len(shapes)} bottoms",
                          ("eltwise_param", "coeff"))
     for i, shape in enumerate(shapes[1:], 1):
         if shape != shapes[0]:
