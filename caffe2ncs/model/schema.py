@@ -21,7 +21,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from ..errors import PrototxtSyntaxError
 from .source import SourceText
-from .textformat import MAX_DEPTH, _SIMPLE, Document, Node, _LazyNode, parse, raw_fields, unquote
+from .textformat import (_IDENT, _WORD, _WS, MAX_DEPTH, Document, Node, _LazyNode, parse,
+                         raw_fields, unquote)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,12 +240,14 @@ class Converter:
         pending: list[tuple[Node, object, str, str]] = []  # unknowns, resolved at the end
         memo: dict = {}  # (field, token) -> value, for this document
         stack: list[tuple] = []
+        push = stack.append
+        new_node = _LazyNode
         pos = 0
-        for ws, name, sep, value, other in _SIMPLE.findall(text):
+        for ws, name, sep, plain, value, bsep, other in _ONE_PASS.findall(text):
             pos += len(ws)
-            if value:
-                if ":" not in sep:
-                    return None  # name value: a missing colon
+            if sep:  # name: value  (plain: a "string" of printable ASCII, no escapes)
+                if plain:
+                    value = plain
                 vstart = pos + len(name) + len(sep)
                 end = vstart + len(value)
                 item = (name, pos, vstart, end, value)
@@ -257,17 +260,15 @@ class Converter:
                     pending.append((node, item, desc.name, "field"))
                     continue
                 if info.string:
-                    if value[0] in "\"'" and value.isascii():
-                        converted = value[1:-1]
-                    else:
-                        converted = info.convert(value, name, vstart, source)
-                elif info.message is not None:
-                    _fail(source, vstart, f"'{name}' is a message")
+                    converted = plain[1:-1] if plain else \
+                        info.convert(value, name, vstart, source)
                 else:
                     # "1", "true", "MAX" recur all over a file: convert each once
                     key = (info, value)
                     converted = memo.get(key, _MISSING)
                     if converted is _MISSING:
+                        if info.message is not None:
+                            _fail(source, vstart, f"'{name}' is a message")
                         converted = memo[key] = info.convert(value, name, vstart, source)
                     if converted is _UNKNOWN_ENUM:
                         pending.append((node, item, desc.name, "enum value"))
@@ -283,32 +284,31 @@ class Converter:
                 else:
                     out[name] = converted
             elif name:  # name {
-                block = name
-                vstart = pos + len(block) + len(sep)
-                child = _LazyNode(block, pos, vstart, -1, [])
+                vstart = pos + len(name) + len(bsep)
+                child = new_node(name, pos, vstart, -1, [])
                 append(child)
-                stack.append((node, raw, table, out, desc))
+                push((node, raw, table, out, desc))
                 if len(stack) > MAX_DEPTH:
                     return None
                 if table is not None:
-                    info = table.get(block)
+                    info = table.get(name)
                     if info is None:
                         pending.append((node, child, desc.name, "field"))
                         table = None
                     elif info.message is None:
-                        _fail(source, vstart, f"'{block}' is not a message")
+                        _fail(source, vstart, f"'{name}' is not a message")
                     else:
                         sub: dict = {}
                         if info.repeated:
-                            items = out.get(block)
+                            items = out.get(name)
                             if items is None:
-                                out[block] = [sub]
+                                out[name] = [sub]
                             else:
                                 items.append(sub)
-                        elif block in out:
-                            _twice(block, pos, source, desc)
+                        elif name in out:
+                            _twice(name, pos, source, desc)
                         else:
-                            out[block] = sub
+                            out[name] = sub
                         desc = info.message
                         table = fields.get(desc) or self.fields(desc)
                         out = sub
@@ -324,7 +324,7 @@ class Converter:
                 node, raw, table, out, desc = stack.pop()
                 append = raw.append
             elif other:
-                return None  # anything outside the simple syntax
+                return None  # anything outside the simple syntax (or name value, no colon)
             else:  # the end of the text
                 break
         if stack or pos != len(text):
@@ -334,6 +334,18 @@ class Converter:
                 _node_of(owner, owner._raw, item)  # type: ignore[attr-defined]
             unknown.append(Unknown(found, message_type, reason))
         return Document(root, source), out
+
+
+# _SIMPLE (see textformat) for the one pass: "name: value" needs its colon
+# ("name value" lands in the last group: the full parser reports it), and a
+# double-quoted string of printable ASCII without escapes - nearly every string
+# of a real file - has a group of its own, which is its value between the quotes.
+_ONE_PASS = re.compile(
+    rf"({_WS})(?:"
+    rf"({_IDENT})(?:([ \t]*+:[ \t]*+)(?:(\"[ !#-\[\]-~]*+\")|(\"[^\"\\\n]*+\"|'[^'\\\n]*+'|{_WORD}))"
+    r"|([ \t]*+:?[ \t]*+)\{)"
+    r"|(\}|\Z|[\s\S]))"
+)
 
 
 def _node_of(owner: Node | None, raw: list, item) -> Node:
