@@ -396,6 +396,8 @@ def _softmax(pb, shapes, layer):
 @rule("Scale")
 @param_when_needed
 def _scale(pb, shapes, layer):
+    if len(shapes) == 1:  # the usual case: per-channel parameters, nothing to check
+        return (shapes[0],)
     _need_bottoms(layer, shapes, (1, 2))
     if len(shapes) == 2:
         big, small = shapes
@@ -562,14 +564,15 @@ def _conv(pb, shapes, layer):
             key = (repr(fields.get("convolution_param")), tuple(shapes), len(layer.tops))
             out = _CONV_MEMO.get(key)
             if out is None:
-                out = _CONV_MEMO[key] = _conv_like(unwrap(layer.param), shapes, layer, False)
-            return list(out)
+                out = _CONV_MEMO[key] = tuple(_conv_like(unwrap(layer.param), shapes, layer,
+                                                         False))
+            return out
         pb = unwrap(layer.param)
     key = (pb.convolution_param.SerializeToString(), tuple(shapes), len(layer.tops))
     out = _CONV_MEMO.get(key)
     if out is None:
-        out = _CONV_MEMO[key] = _conv_like(pb, shapes, layer, deconv=False)
-    return list(out)
+        out = _CONV_MEMO[key] = tuple(_conv_like(pb, shapes, layer, deconv=False))
+    return out  # (a tuple: callers copy what a rule returns)
 
 
 def depthwise_fork_geometry(cp, shape):
