@@ -595,6 +595,35 @@ def test_a_loaded_network_is_read_only():
         param.nope
 
 
+@pytest.mark.parametrize("path", corpus_params())
+def test_layer_messages_are_built_on_first_read_and_match_protobufs_parser(path):
+    # Each layer's LayerParameter is built from the schema's fields when its
+    # param is first read; what it reads must be what protobuf's own text
+    # parser makes of the layer, and the shapes must not depend on whether
+    # the messages were built.
+    from google.protobuf import text_format
+
+    from caffe2ncs._proto import caffe_pb2 as pb
+    from caffe2ncs.model.frozen import unbuilt_fields, unwrap
+    from caffe2ncs.model.shapes import analyse
+
+    net = load(path, strict=False)
+    if net.unknown or net.spelling is not LayerSpelling.LAYER:
+        pytest.skip("protobuf's parser refuses unknown fields; V0/V1 layers are upgraded")
+    theirs = text_format.Parse(path.read_text(errors="surrogateescape"), pb.NetParameter())
+    before = analyse(net.inputs, net.layers)
+    unbuilt = [layer for layer in net.layers if unbuilt_fields(layer.param) is not None]
+    if path.stem == "resnet152":  # BatchNorm, Scale, ReLU: the shapes never read them
+        assert len(unbuilt) > 400
+    for layer in net.layers + net.excluded:
+        assert layer.param == theirs.layer[layer.position], layer.name
+        assert unbuilt_fields(layer.param) is None  # built by the comparison
+        assert unwrap(layer.param) is unwrap(layer.param)  # once
+    after = analyse(net.inputs, net.layers)
+    assert [s.outputs for s in after.layer_shapes] == [s.outputs for s in before.layer_shapes]
+    assert [p.code for p in after.problems] == [p.code for p in before.problems]
+
+
 def test_weights_are_read_only(tmp_path):
     from caffe2ncs.model.weights import save_caffemodel
 
