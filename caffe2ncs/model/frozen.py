@@ -106,7 +106,9 @@ class LazyFrozen(Frozen):
 
 _get_src = LazyFrozen._src.__get__  # type: ignore[attr-defined]
 _set_src = LazyFrozen._src.__set__  # type: ignore[attr-defined]
-_new = object.__new__
+#: A view of ``cls(**fields)``, built on first read, is ``object.__new__(LazyFrozen)``
+#: then ``set_source(view, (cls, fields))`` (two C calls: the loader makes hundreds)
+set_source = _set_src
 
 
 def unbuilt_fields(view) -> dict | None:
@@ -117,13 +119,6 @@ def unbuilt_fields(view) -> dict | None:
         if src.__class__ is tuple:
             return src[1]
     return None
-
-
-def lazy_frozen(cls, fields: dict) -> Frozen:
-    """A read-only view of ``cls(**fields)``, built when first read."""
-    view = _new(LazyFrozen)
-    _set_src(view, (cls, fields))
-    return view
 
 
 def unwrap(value) -> Message:

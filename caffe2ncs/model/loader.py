@@ -30,7 +30,7 @@ from .._proto import caffe_pb2 as pb
 from ..errors import CaffemodelError, NetGraphError, PrototxtSyntaxError
 from ..limits import MAX_LAYERS, LimitError, check_deadline
 from . import upgrade
-from .frozen import Frozen, lazy_frozen
+from .frozen import Frozen, LazyFrozen, set_source
 from .net import InputForm, InputSpec, Layer, LayerSpelling, Net, Problem
 from .params import blob_names, expected_blob_shapes
 from .schema import CONVERTER, Unknown, is_repeated
@@ -74,6 +74,7 @@ def loads(
     unknown: list[Unknown] = []
     doc, fields = CONVERTER.document(source, pb.NetParameter.DESCRIPTOR, unknown)
     check_deadline("parsing")
+    _check_layer_count(doc, source, fields)
     layer_fields = fields.get("layer", [])
     if "layers" in fields:  # V0/V1 layers: the upgrade reads the messages
         net_pb = pb.NetParameter(**fields)
@@ -81,7 +82,6 @@ def loads(
         # Only the head is built now; each layer's message is built from its
         # fields when something first reads layer.param (see LazyFrozen).
         net_pb = pb.NetParameter(**{k: v for k, v in fields.items() if k != "layer"})
-    _check_layer_count(doc, source)
     check_deadline("reading the fields")
     model = None
     if caffemodel is not None:
@@ -91,7 +91,11 @@ def loads(
     return _assemble(net_pb, doc, unknown, path, strict, model, layer_fields=layer_fields)
 
 
-def _check_layer_count(doc: Document, source: SourceText) -> None:
+def _check_layer_count(doc: Document, source: SourceText, fields: dict) -> None:
+    """Refuse more than MAX_LAYERS layer blocks (``fields``: the schema's values,
+    one dict per block, counted first; the blocks are walked only to say where)."""
+    if len(fields.get("layer", ())) + len(fields.get("layers", ())) <= MAX_LAYERS:
+        return
     count = 0
     for child in doc.root.children:
         if child.name in ("layer", "layers"):
@@ -251,6 +255,7 @@ def _assemble_layers(net_pb: pb.NetParameter, doc: Document | None, unknown: lis
     build = Layer.build
     spelling = LayerSpelling.LAYER
     make = pb.LayerParameter
+    new_view = object.__new__
     for position, (node, f) in enumerate(zip(layer_nodes, layer_fields)):
         t = f.get("type", "")
         if "include" in f or "exclude" in f:
@@ -266,9 +271,10 @@ def _assemble_layers(net_pb: pb.NetParameter, doc: Document | None, unknown: lis
             inputs.extend(_input_layer(_Entry(make(**f), node, spelling, t, position, 0, f),
                                        problems))
             continue
+        param = new_view(LazyFrozen)  # a view of make(**f), built on first read
+        set_source(param, (make, f))
         layers.append(build(len(layers), f.get("name", ""), t, tuple(f.get("bottom", ())),
-                            tuple(f.get("top", ())), lazy_frozen(make, f), node, spelling, t,
-                            position))
+                            tuple(f.get("top", ())), param, node, spelling, t, position))
         fields_of.append(f)
     return _finish(net_pb, doc, unknown, path, strict, model, weights_path, inputs, tuple(layers),
                    tuple(excluded), problems, spelling, fields_of)
