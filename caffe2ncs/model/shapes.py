@@ -93,6 +93,7 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
     rules = _RULES
     no_input = _NO_INPUT_NEEDED
     lazy = _PARAM_WHEN_NEEDED
+    same_plain = _same_plain
     _CONV_MEMO.clear()  # memoised within one network only
     for layer in layers:
         # (This loop runs for every layer of every network loaded; it is
@@ -170,6 +171,8 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
         fn = rules.get(layer.type)
         if fn is None or ((not in_shapes or None in in_shapes) and fn not in no_input):
             out_shapes = (None,) * n_tops
+        elif fn is same_plain and n_tops == 1:
+            out_shapes = (in_shapes[0],)  # _same_plain(), inlined: ReLU, BatchNorm, ...
         else:
             try:
                 out = fn(None if fn in lazy else layer.param._msg, in_shapes, layer)
@@ -180,6 +183,15 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
                                         _error_node(layer, err.field), name, fatal=False))
                 out_shapes = (None,) * n_tops
         first_in = in_shapes[0] if in_shapes else None
+        if n_tops == 1 and (out_shapes[0] is None or out_shapes[0] is first_in):
+            # the usual case, quickly (a shape that is the input's was checked)
+            top = tops[0]
+            shapes[top] = out_shapes[0]
+            producer[top] = index
+            available[top] = None
+            layer_shapes.append(new_shapes(tuple(in_shapes), out_shapes))
+            all_producers.append(prods)
+            continue
         for i, shape in enumerate(out_shapes):
             # (a shape that is one of the inputs' was checked when it was made)
             if shape is not None and shape is not first_in:
