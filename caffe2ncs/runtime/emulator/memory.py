@@ -210,8 +210,13 @@ class Workspace:
 
 
 def check_activation(ref, what: str, path: str | None) -> None:
-    """Activations are fp16 HWC; anything else is not emulated."""
+    """Activations are fp16 HWC, of a size the emulator can hold; anything
+    else is not emulated."""
     from ...errors import UnsupportedNetworkError
+
+    # (dims the strides do not span, e.g. beside a zero dimension, would
+    # otherwise reach numpy as a shape past its index range)
+    check_elements((ref.dims.y, ref.dims.x, ref.dims.z), 2, what)
 
     if ref.dtype is not DataType.FP16:
         raise UnsupportedNetworkError(f"{what} is {ref.dtype.value}; the emulator handles fp16 "
