@@ -120,6 +120,21 @@ def test_store_relu_equals_relu_then_rounding_bit_for_bit(with_nan):
     assert np.array_equal(dst.view(np.uint16), relu_then_round(values).view(np.uint16))
 
 
+def test_store_relu_with_only_negative_nans_and_several_bands(monkeypatch):
+    """NaNs with the sign bit set (signalling and quiet), alone in their band
+    of values, and bands beside them without NaN."""
+    from caffe2ncs.runtime.emulator import memory
+
+    monkeypatch.setattr(memory, "STORE_BLOCK", 1000)
+    bits = np.concatenate([np.arange(0xFF800001, 0xFF800001 + 3000, dtype=np.uint32),
+                           np.arange(0xFFC00000, 0xFFC00000 + 3000, dtype=np.uint32),
+                           np.arange(0x3F800000, 0x3F800000 + 3000, dtype=np.uint32)])
+    values = bits.view(np.float32).reshape(9, 1000)
+    dst = np.zeros((9, 1000), np.float16)
+    store_relu(dst, values)
+    assert np.array_equal(dst.view(np.uint16), relu_then_round(values).view(np.uint16))
+
+
 def test_runs_reusing_temporaries_are_independent_also_concurrently():
     """One Emulator, inputs of different values through the same stages: each
     run's output is what a fresh emulator computes, whatever ran before or at
@@ -170,3 +185,38 @@ def test_a_stage_with_enough_channels_takes_the_winograd_path(style, pad, monkey
               else (0, 0) if style is PadStyle.TF_VALID else pad)
     assert_fp16(run(g.graph(), x), relu(conv_ref(x, wt, b, (1, 1), before, 1, (ho, wo))))
     assert calls
+
+
+@pytest.mark.parametrize("kernel, stride, pad, out_hw", [
+    ((3, 3), (2, 2), (0, 0), (7, 7)),   # the ceil rule: the last windows reach past the input
+    ((2, 2), (2, 2), (0, 0), (7, 8)),
+    ((3, 3), (1, 1), (1, 1), (15, 16)),
+    ((2, 2), (2, 2), (2, 2), (9, 9)),   # windows with no input position in them: -inf
+])
+@pytest.mark.parametrize("values", ["relu", "signed", "zeros", "nan", "inf"])
+def test_max_pool_on_fp16_bits_equals_the_float_pooling(kernel, stride, pad, out_hw, values):
+    """On the bits where it applies (no negative, -0 or NaN), otherwise None."""
+    from caffe2ncs.runtime.emulator.op_pooling import max_pool, max_pool_fp16
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((15, 16, 5)).astype(np.float16)
+    if values != "signed":
+        x = np.maximum(x, np.float16(0))
+    if values == "zeros":
+        x[::2] = -0.0
+    if values == "nan":
+        x[3, 4, 1] = np.nan
+    if values == "inf":
+        x[3, 4, 1] = np.inf
+    strided = np.zeros((15, 16, 7), np.float16)[:, :, 1:6]
+    strided[...] = x
+    window = {"kernel": kernel, "stride": stride, "pad": pad, "out_hw": out_hw}
+    got = max_pool_fp16(strided, **window)
+    if values in ("signed", "zeros", "nan"):
+        assert got is None
+        return
+    want = max_pool(x.astype(np.float32), **window).astype(np.float16)
+    assert got.dtype == np.float16 and got.shape == want.shape
+    assert np.array_equal(got.view(np.uint16), want.view(np.uint16))
+    if pad == (2, 2):
+        assert np.isneginf(got[0, 0]).all()
