@@ -229,3 +229,22 @@ def test_max_pool_on_fp16_bits_equals_the_float_pooling(kernel, stride, pad, out
     assert np.array_equal(got.view(np.uint16), want.view(np.uint16))
     if pad == (2, 2):
         assert np.isneginf(got[0, 0]).all()
+
+
+@pytest.mark.parametrize("hwc, pad, size", [
+    ((7, 9, 3), (1, 1), (10, 12)),
+    ((7, 9, 3), (0, 0), (6, 8)),      # the canvas cuts the input
+    ((5, 6, 2), (2, 3), (8, 10)),     # odd padding: the input's columns change parity
+    ((4, 4, 1), (1, 0), (6, 4)),
+])
+def test_split_columns_is_the_padded_input_by_column_parity(hwc, pad, size):
+    from caffe2ncs.runtime.emulator.op_convolution import split_columns, zero_padded
+
+    x = np.random.default_rng(2).standard_normal(hwc).astype(np.float32)
+    split = split_columns(x, pad, size)
+    padded = np.zeros((*size, hwc[2]), np.float32)
+    plain = zero_padded(x, pad, size)
+    padded[:plain.shape[0], :plain.shape[1]] = plain[:size[0], :size[1]]
+    assert split.shape == (size[0], 2, size[1] // 2, hwc[2])
+    assert np.array_equal(split[:, 0], padded[:, 0::2])
+    assert np.array_equal(split[:, 1], padded[:, 1::2])

@@ -121,30 +121,39 @@ class Memory:
         check_elements(view.shape, 4, f"{what} (as float32)")
         return fp16_to_float32(view, self.workspace.array(("read", what), view.shape))
 
-    def read_padded(self, ref, what: str, pad: tuple[int, int],
-                    size: tuple[int, int]) -> np.ndarray:
+    def read_padded(self, ref, what: str, pad: tuple[int, int], size: tuple[int, int],
+                    split: bool = False) -> np.ndarray:
         """:meth:`read`, placed at row/column ``pad`` of a zero canvas of ``size``
         (rows and columns beyond it dropped: what a window kernel reads).  The
-        tensor itself when no padding is needed.
+        tensor itself when no padding is needed (and not ``split``).  With
+        ``split`` (``size[1]`` even), the canvas split by column parity,
+        ``(size[0], 2, size[1] // 2, C)`` (see ``op_convolution.split_columns``).
 
         The fp16 bits are copied into a zero fp16 canvas and the whole canvas
         converted at once (zero bits are +0.0): one float32 pass instead of
         three (convert, clear a canvas, copy into it)."""
+        from .op_convolution import fill_split
+
         view = self.view(ref, what)
         h, w, c = view.shape
         (pt, pl), (hp, wp) = pad, size
-        if pt == 0 and pl == 0 and hp <= h and wp <= w:
+        if pt == 0 and pl == 0 and hp <= h and wp <= w and not split:
             check_elements(view.shape, 4, f"{what} (as float32)")
             return fp16_to_float32(view, self.workspace.array(("read", what), view.shape))
         check_elements((hp, wp, c), 4, f"{what} (zero-padded, as float32)")
-        shape = (max(hp, 1), max(wp, 1), c)
+        shape = (hp, 2, wp // 2, c) if split else (max(hp, 1), max(wp, 1), c)
         bits = self.workspace.array(("padded bits", what), shape, np.uint16)
-        rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wp - pl))
-        bits[:pt] = 0
-        bits[pt + rows:] = 0
-        bits[pt:pt + rows, :pl] = 0
-        bits[pt:pt + rows, pl + cols:] = 0
-        bits[pt:pt + rows, pl:pl + cols] = view.view(np.uint16)[:rows, :cols]
+        src = view.view(np.uint16)
+        if split:
+            bits.fill(0)
+            fill_split(bits, src, pad)
+        else:
+            rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wp - pl))
+            bits[:pt] = 0
+            bits[pt + rows:] = 0
+            bits[pt:pt + rows, :pl] = 0
+            bits[pt:pt + rows, pl + cols:] = 0
+            bits[pt:pt + rows, pl:pl + cols] = src[:rows, :cols]
         return fp16_to_float32(bits.view(FP16), self.workspace.array(("read", what), shape))
 
     def write(self, ref, values: np.ndarray, what: str, relu: bool = False) -> None:
