@@ -83,6 +83,13 @@ def make_console(color: str, stderr: bool = False):
     return console
 
 
+def warn(console, message: str) -> None:
+    """Print ``warning: message`` (on the stderr console the commands make)."""
+    from rich.markup import escape
+
+    console.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", highlight=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -280,6 +280,21 @@ def test_pooling_clamps_a_window_starting_in_the_bottom_padding():
     np.testing.assert_array_equal(y, [[[[0, 2, 4], [10, 12, 14], [20, 22, 24]]]])
 
 
+def test_padding_on_one_axis_clamps_both():
+    # Caffe's PoolingLayer::Reshape clamps both axes as soon as pad_h or pad_w is
+    # set.  W = 4, kernel_w 1, stride_w 2, pad_w 0: ceil((4 - 1) / 2) + 1 = 3, and
+    # the 3rd window would start at 2 * 2 = 4 >= W + pad_w: dropped because pad_h
+    # is 1 (OpenCV keeps it and gives 3x3).  Shape inference says the same.
+    x = arange(1, 1, 4, 4)
+    params = "pool: MAX kernel_h: 2 kernel_w: 1 stride_h: 2 stride_w: 2 pad_h: 1 pad_w: 0"
+    y = pool(x, params)
+    assert y.shape == (1, 1, 3, 2)
+    # rows: windows [-1, 1), [1, 3), [3, 5) -> rows 0, 2, 3; columns 0 and 2
+    np.testing.assert_array_equal(y, [[[[0, 2], [8, 10], [12, 14]]]])
+    net = make_net(layer("Pooling", "x", "y", f"pooling_param {{ {params} }}"), {"x": x.shape})
+    assert net.blob_shapes["y"] == y.shape
+
+
 def test_ave_pooling_divides_by_the_window_clipped_to_the_padded_input():
     x = np.ones((1, 1, 4, 4), np.float32)
     y = pool(x, "pool: AVE kernel_size: 3 stride: 2 pad: 1")

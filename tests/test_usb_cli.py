@@ -12,6 +12,7 @@ followed by a run that must succeed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -193,6 +194,25 @@ def test_auto_uses_the_emulator_without_a_stick(bus, graphs, inputs):
         bus.stick.replug()
     r = run_cli("run", graph, "-i", x, env=bus.env())
     assert r.returncode == 0 and "device: Neural Compute Stick" in r.stdout, r.stderr
+
+
+def test_auto_says_why_it_passes_over_a_stick_without_firmware(bus, graphs, inputs):
+    """A stick is attached but there is no firmware to boot it: auto runs the
+    emulator, and says so on stderr rather than leaving the user to wonder."""
+    graph, x = graphs["lenet"], inputs["lenet"]
+    r = run_cli("run", graph, "-i", x, env=bus.env(CAFFE2NCS_FIRMWARE=""))
+    assert r.returncode == 0, r.stderr
+    assert "device: fp16 emulator" in r.stdout
+    assert "warning: a Neural Compute Stick is attached, but there is no firmware" in r.stderr
+    assert "--firmware or CAFFE2NCS_FIRMWARE" in r.stderr
+    assert bus.results() == 0
+    # verify takes the same decision, and lists the note with its other warnings
+    v = run_cli("verify", graph.with_suffix(".prototxt"), "--target", "ncsdk1", "--json",
+                env=bus.env(CAFFE2NCS_FIRMWARE=""))
+    assert v.returncode == 0, v.stderr
+    result = json.loads(v.stdout)
+    assert any("there is no firmware" in w for w in result["warnings"]), result["warnings"]
+    assert bus.results() == 0
 
 
 def test_auto_uses_the_emulator_without_libusb(graphs, inputs, tmp_path):

@@ -48,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, console) -> int:
     from ..cli import make_console
+    from ..cli import warn as _warn
     from ..errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, UnsupportedNetworkError, UsageError
     from ..report.text import render_full
     from ..rules.base import Severity
@@ -141,12 +142,6 @@ def run(args: argparse.Namespace, console) -> int:
                   f"{fmt.description}, {args.shaves} SHAVE{'s' if args.shaves > 1 else ''}.",
                   markup=False, highlight=False)
     return EXIT_OK
-
-
-def _warn(console, message: str) -> None:
-    from rich.markup import escape
-
-    console.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", highlight=False)
 
 
 def _size(n: int) -> str:

@@ -88,7 +88,11 @@ def run(args: argparse.Namespace, console) -> int:
     if labels is not None and len(labels) != n_out:
         raise UsageError(f"{args.labels} has {len(labels)} labels but the graph outputs "
                          f"{n_out} values")
-    device = choose_device(args, graph)
+    device, note = choose_device(args, graph)
+    if note:
+        from ..cli import make_console, warn
+
+        warn(make_console(getattr(args, "color", "auto"), stderr=True), note)
 
     t0 = time.perf_counter()
     if device == "emulator":
@@ -179,30 +183,33 @@ def read_labels(path) -> list[str]:
 # ------------------------------------------------------------------------ device
 
 
-def choose_device(args, graph) -> str:
-    """``"emulator"`` or ``"ncs"``, from --device and what is attached."""
+def choose_device(args, graph) -> tuple[str, str | None]:
+    """``"emulator"`` or ``"ncs"``, from --device and what is attached, and a
+    note for the user when ``auto`` passes over an attached stick."""
     from ..errors import UsageError
     from ..lowering.ir import GraphFormat
 
     runnable = graph.format is GraphFormat.NCSDK1
     if args.device == "emulator":
-        return "emulator"
+        return "emulator", None
     if args.device == "ncs":
         if not runnable:
             raise UsageError(
                 "is an NCSDK 2.x graph (blob 2.3); caffe2ncs drives sticks over the NCSDK "
                 "1.x USB link, which runs NCSDK 1.x graphs only: compile the network for "
                 "NCSDK 1.x, or use --device emulator", args.graph)
-        return "ncs"
+        return "ncs", None
     # auto
     if not runnable:
-        return "emulator"
-    return "ncs" if stick_usable(args) else "emulator"
+        return "emulator", None
+    return auto_device(args)
 
 
-def stick_usable(args) -> bool:
-    """Whether ``--device auto`` should use a stick: one is attached (the one
-    ``--stick`` names, if given) and there is firmware to boot it with."""
+def auto_device(args) -> tuple[str, str | None]:
+    """``--device auto`` for an NCSDK 1.x graph: a stick when one is attached
+    (the one ``--stick`` names, if given) and there is firmware to boot it
+    with, else the emulator -- with a note when a stick is there but there is
+    no firmware, so that the user knows why it was not used."""
     from ..errors import UsageError
     from ..runtime.usb import list_devices
     from ..runtime.usb.firmware import firmware_path
@@ -214,12 +221,13 @@ def stick_usable(args) -> bool:
     if args.stick:
         sticks = [s for s in sticks if s.matches(args.stick)]
     if not sticks:
-        return False
+        return "emulator", None
     try:
         firmware_path(args.firmware)
     except UsageError:
-        return False  # a stick, but no firmware to boot it with
-    return True
+        return "emulator", ("a Neural Compute Stick is attached, but there is no firmware to boot "
+                            "it with (--firmware or CAFFE2NCS_FIRMWARE): running in the emulator")
+    return "ncs", None
 
 
 # ------------------------------------------------------------------------ output

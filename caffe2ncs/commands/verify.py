@@ -60,6 +60,7 @@ def run(args: argparse.Namespace, console) -> int:
     import os
 
     from ..cli import make_console
+    from ..cli import warn as _warn
     from ..errors import EXIT_FINDINGS, EXIT_OK, UsageError
     from ..model.loader import load
     from ..runtime.verify import input_shape_hwc, random_input, synthetic_weights, verify_network
@@ -112,7 +113,9 @@ def run(args: argparse.Namespace, console) -> int:
         weights = None
         weights_how = caffemodel
 
-    device = _choose_device(args, target)
+    device, note = _choose_device(args, target)
+    if note:
+        warnings.append(note)
     from ..runtime.usb.options import stick_kwargs
 
     v = verify_network(net, weights=weights, input_hwc=x, seed=args.seed, target=target,
@@ -134,25 +137,17 @@ def _configured_target(args) -> str:
     return settings_for(args.prototxt, None, False).target
 
 
-def _choose_device(args, target: str) -> str:
-    if args.device == "emulator":
-        return "emulator"
-    if args.device == "ncs":
-        return "ncs"
+def _choose_device(args, target: str) -> tuple[str, str | None]:
+    if args.device in ("emulator", "ncs"):
+        return args.device, None
     if target != "ncsdk1":
-        return "emulator"
-    from .run import stick_usable
+        return "emulator", None
+    from .run import auto_device
 
-    return "ncs" if stick_usable(args) else "emulator"
+    return auto_device(args)
 
 
 # ------------------------------------------------------------------------- output
-
-
-def _warn(console, message: str) -> None:
-    from rich.markup import escape
-
-    console.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", highlight=False)
 
 
 def _pct(value: float) -> str:

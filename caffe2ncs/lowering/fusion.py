@@ -65,29 +65,29 @@ def _sole_reader(value: Value, node: Node) -> bool:
 
 
 def fold_affine(graph: NetGraph) -> None:
-    for node in list(graph.nodes):
-        if node.kind != "Affine":
-            continue
-        value = node.inputs[0]
-        conv = value.producer
-        if conv is None or conv.kind != "Convolution" or conv.post is not NO_POST_OP or \
-                not _sole_reader(value, node):
-            continue
-        conv.affine = node.affine if conv.affine is None else conv.affine.then(node.affine)
-        _replace_output(graph, conv, node, value)
+    """A per-channel affine (BatchNorm, Scale) into the convolution before it."""
+    _absorb_affine(graph, "Convolution")
 
 
 def merge_affine(graph: NetGraph) -> None:
+    """Two per-channel affines in a row into one."""
+    _absorb_affine(graph, "Affine")
+
+
+def _absorb_affine(graph: NetGraph, kind: str) -> None:
+    """Each Affine node whose input comes from a ``kind`` node with no
+    post-operation, read by nothing else, becomes part of that node."""
     for node in list(graph.nodes):
         if node.kind != "Affine":
             continue
         value = node.inputs[0]
-        first = value.producer
-        if first is None or first.kind != "Affine" or first.post is not NO_POST_OP or \
+        producer = value.producer
+        if producer is None or producer.kind != kind or producer.post is not NO_POST_OP or \
                 not _sole_reader(value, node):
             continue
-        first.affine = first.affine.then(node.affine)
-        _replace_output(graph, first, node, value)
+        producer.affine = node.affine if producer.affine is None else \
+            producer.affine.then(node.affine)
+        _replace_output(graph, producer, node, value)
 
 
 def activation(node: Node) -> PostOp:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import UnsupportedNetworkError
 from ..model.frozen import unwrap
-from ..model.shapes import ShapeError, conv_geometry
+from ..model.shapes import ShapeError, conv_geometry, pooling_geometry
 from .graphfile.opparams import (
     detection_output_params,
     lrn_params,
@@ -346,26 +346,17 @@ class StageBuilder:
     # ------------------------------------------------------------------ pooling, LRN
 
     def _pooling(self, node: Node) -> None:
-        pp = unwrap(node.layer.param).pooling_param
+        param = unwrap(node.layer.param)
+        pp = param.pooling_param
         src, out = node.inputs[0], node.outputs[0]
         if pp.pool == pp.STOCHASTIC:
             raise UnsupportedNetworkError(f"Pooling {node.name!r}: stochastic pooling; the "
                                           "NCSDK has max and average pooling only")
         op = Op.MAX_POOLING if pp.pool == pp.MAX else Op.AVERAGE_POOLING
-        if pp.global_pooling:
-            kh, kw = src.h, src.w
-        elif pp.HasField("kernel_h") or pp.HasField("kernel_w"):
-            kh, kw = pp.kernel_h, pp.kernel_w
-        else:
-            kh = kw = pp.kernel_size
-        if pp.HasField("stride_h") or pp.HasField("stride_w"):
-            sh, sw = pp.stride_h, pp.stride_w
-        else:
-            sh = sw = pp.stride
-        if pp.HasField("pad_h") or pp.HasField("pad_w"):
-            ph, pw = pp.pad_h, pp.pad_w
-        else:
-            ph = pw = pp.pad
+        try:
+            (kh, kw), (sh, sw), (ph, pw), _ = pooling_geometry(param, node.layer, src.h, src.w)
+        except ShapeError as err:
+            raise UnsupportedNetworkError(f"Pooling {node.name!r}: {err}") from None
         # mvNCCompile sizes pooling outputs with Caffe's ceil rule.
         want = (_ceil_pool(src.h, kh, sh, ph), _ceil_pool(src.w, kw, sw, pw))
         if want != (out.h, out.w):

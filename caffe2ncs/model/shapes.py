@@ -592,12 +592,20 @@ def _im2col(pb, shapes, layer):
 
 @rule("Pooling")
 def _pooling(pb, shapes, layer):
-    pp = pb.pooling_param
     shape = shapes[0]
     if len(shape) != 4:
         raise ShapeError(f"pooling needs a 4-axis input (N, C, H, W), got {describe(shape)}")
     n, c, h, w = shape
-    # The checks and the geometry of Caffe's PoolingLayer::LayerSetUp.
+    *_, (oh, ow) = pooling_geometry(pb, layer, h, w)
+    return [(n, c, oh, ow)] * len(layer.tops)  # a second top holds the argmax mask
+
+
+def pooling_geometry(pb, layer: Layer, h: int, w: int):
+    """``((kh, kw), (sh, sw), (ph, pw), (oh, ow))`` of a Pooling layer on an HxW
+    input, with the checks of Caffe's PoolingLayer::LayerSetUp and Reshape
+    (:class:`ShapeError` naming the field).  Shape inference, the reference
+    executor and the lowering all take the geometry from here."""
+    pp = pb.pooling_param
     has = pp.HasField
     if pp.global_pooling:
         if has("kernel_size") or has("kernel_h") or has("kernel_w"):
@@ -649,7 +657,7 @@ def _pooling(pb, shapes, layer):
     if oh < 1 or ow < 1:
         raise ShapeError(f"output size {oh}x{ow} < 1 (input {h}x{w}, kernel {kh}x{kw}, "
                          f"stride {sh}x{sw}, pad {ph}x{pw})")
-    return [(n, c, oh, ow)] * len(layer.tops)  # a second top holds the argmax mask
+    return (kh, kw), (sh, sw), (ph, pw), (oh, ow)
 
 
 def pooling_rounds_up(pb, layer: Layer) -> bool:

@@ -16,8 +16,9 @@ computes in):
   ``BilinearFiller`` fills it (the fixed upsampling layers that use it keep
   those weights); biases are uniform in [-0.1, 0.1];
 * BatchNorm statistics match what the layer receives: the network runs in the
-  reference executor on a seeded input uniform in [-1, 1) (batch 1) while the
-  weights are drawn, up to its last BatchNorm, and each BatchNorm's variance
+  reference executor on a seeded input uniform in [-1, 1) (batch 1), or on the
+  input it is about to be run on (``calibration_inputs``), while the weights
+  are drawn, up to its last BatchNorm, and each BatchNorm's variance
   is the mean square of its actual input (one value for all its channels), its
   means small random values of that scale (normal, std 0.1 x its root mean
   square), the scale factor 1.  Its output then has mean square ~1.  (Each
@@ -46,7 +47,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -88,15 +89,22 @@ def zero_blobs(shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
     return [np.zeros(s, dtype=np.float32) for s in shapes]
 
 
-def synthesize(net: Net, seed: int | None = None) -> dict[str, tuple[np.ndarray, ...]]:
+def synthesize(net: Net, seed: int | None = None,
+               calibration_inputs: Mapping[str, np.ndarray] | None = None,
+               ) -> dict[str, tuple[np.ndarray, ...]]:
     """Weights for every layer that needs them: random (seeded) or, with
-    ``seed=None``, zeros.  The arrays are float32 and read-only."""
+    ``seed=None``, zeros.  The arrays are float32 and read-only.
+
+    ``calibration_inputs`` (input name -> array, batch 1) are what the
+    BatchNorm statistics are measured on, instead of the seeded uniform input:
+    the input a network is about to be run on, so that its activations are
+    of order 1 on exactly that input."""
     out = {}
     if seed is None:
         for layer, shapes in layer_blob_shapes(net):
             out[layer.name] = _frozen(zero_blobs(shapes))
     else:
-        for layer, blobs in random_weights(net, seed):
+        for layer, blobs in random_weights(net, seed, calibration_inputs):
             if blobs:
                 out[layer.name] = _frozen(blobs)
     return out
@@ -143,10 +151,13 @@ def save_caffemodel(net: Net, path: str | os.PathLike[str], seed: int | None = 0
 
 # -- random weights -------------------------------------------------------------------
 
-def random_weights(net: Net, seed: int) -> Iterator[tuple[Layer, list[np.ndarray]]]:
+def random_weights(net: Net, seed: int,
+                   calibration_inputs: Mapping[str, np.ndarray] | None = None,
+                   ) -> Iterator[tuple[Layer, list[np.ndarray]]]:
     """Each layer in order with its random blobs (an empty list for a layer
-    with none), drawn as the module docstring says."""
-    run = _Calibration(net, seed)
+    with none), drawn as the module docstring says (BatchNorm statistics
+    measured on ``calibration_inputs`` when given, see :func:`synthesize`)."""
+    run = _Calibration(net, seed, calibration_inputs)
     branch_ends = residual_branch_scales(net)
     for layer in net.layers:
         io = net.layer_shapes[layer.index]
@@ -184,7 +195,8 @@ class _Calibration:
     layer, an unknown type, a layer Caffe would refuse) the mean square is
     estimated (:func:`_estimate`)."""
 
-    def __init__(self, net: Net, seed: int) -> None:
+    def __init__(self, net: Net, seed: int,
+                 inputs: Mapping[str, np.ndarray] | None = None) -> None:
         self.net = net
         self.values: dict[str, np.ndarray] = {}
         self.estimates: dict[str, float] = {}
@@ -201,6 +213,9 @@ class _Calibration:
         for layer in net.layers:
             for b in layer.bottoms:
                 self.last_read[b] = layer.index
+        if inputs is not None:
+            self.values = {name: np.asarray(value, np.float32) for name, value in inputs.items()}
+            return
         rng = _rng(seed, "\0input")
         for spec in net.inputs:
             if spec.shape is not None and len(spec.shape) >= 1:

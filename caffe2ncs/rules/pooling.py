@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..model.frozen import unwrap
-from ..model.shapes import pooled_size
+from ..model.shapes import ShapeError, pooling_geometry
 from ..sdk import sdk_error
 from .base import Diagnostic, Rule, Severity
 from .context import Context
@@ -56,22 +56,21 @@ class FloorRoundMode(Rule):
 
     def check(self, ctx: Context) -> Iterator[Diagnostic]:
         for layer in ctx.layers_of("Pooling"):
-            pp = unwrap(layer.param).pooling_param
+            param = unwrap(layer.param)
+            pp = param.pooling_param
             if not pp.HasField("round_mode") or pp.round_mode != 1 or pp.global_pooling:
                 continue
             shape = ctx.in_shape(layer)
             if shape is None or len(shape) != 4:
                 continue
-            k = pp.kernel_h if pp.HasField("kernel_h") else pp.kernel_size
-            s = pp.stride_h if pp.HasField("stride_h") else pp.stride
-            p = pp.pad_h if pp.HasField("pad_h") else pp.pad
-            kw = pp.kernel_w if pp.HasField("kernel_w") else pp.kernel_size
-            sw = pp.stride_w if pp.HasField("stride_w") else pp.stride
-            pw = pp.pad_w if pp.HasField("pad_w") else pp.pad
-            if k < 1 or s < 1 or kw < 1 or sw < 1:
-                continue
-            floor = (pooled_size(shape[2], k, s, p, False), pooled_size(shape[3], kw, sw, pw, False))
-            ceil = (pooled_size(shape[2], k, s, p, True), pooled_size(shape[3], kw, sw, pw, True))
+            as_ncsdk = type(param)()
+            as_ncsdk.CopyFrom(param)
+            as_ncsdk.pooling_param.ClearField("round_mode")
+            try:
+                *_, floor = pooling_geometry(param, layer, shape[2], shape[3])
+                *_, ceil = pooling_geometry(as_ncsdk, layer, shape[2], shape[3])
+            except ShapeError:
+                continue  # shape inference reports it
             if floor != ceil:
                 yield ctx.report(
                     self, f"pooling {layer.name!r} rounds down to {floor[0]}x{floor[1]}, but the "

@@ -119,17 +119,14 @@ def random_input(shape_hwc: tuple[int, int, int], seed: int = 0) -> np.ndarray:
 def synthetic_weights(net: Net, seed: int, input_hwc: np.ndarray) -> dict[str, tuple]:
     """Seeded random weights (:func:`~caffe2ncs.model.weights.synthesize`:
     He-normal convolution and fully-connected weights, small biases) whose
-    BatchNorm statistics are those of the layers' inputs on ``input_hwc``
-    (:func:`~caffe2ncs.runtime.reference.calibrate.calibrate_batchnorm`), so
+    BatchNorm statistics are those of the layers' inputs on ``input_hwc``, so
     that activations stay of order 1 as in a trained network."""
     from ..model.weights import synthesize
-    from .reference.calibrate import calibrate_batchnorm
 
-    weights = synthesize(net, seed)
     if not net.inputs:
-        return dict(weights)
+        return dict(synthesize(net, seed))
     x = np.asarray(input_hwc, np.float32).transpose(2, 0, 1)[None]
-    return calibrate_batchnorm(net, weights, {net.inputs[0].name: x})
+    return dict(synthesize(net, seed, calibration_inputs={net.inputs[0].name: x}))
 
 
 def verify_network(net: Net, *, weights: Mapping[str, tuple] | None = None,

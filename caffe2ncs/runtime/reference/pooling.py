@@ -21,49 +21,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...model.shapes import pooled_size, pooling_rounds_up
+from ...model.shapes import ShapeError, pooling_geometry
 from ._registry import FLT_MAX, Call, op
 
 MAX, AVE, STOCHASTIC = 0, 1, 2
 
 
 def pool_geometry(call: Call, h: int, w: int):
-    """((kh, kw), (sh, sw), (ph, pw), (oh, ow)) of a Pooling layer on an HxW input."""
-    pp = call.pb.pooling_param
-    if pp.global_pooling:
-        if pp.HasField("kernel_size") or pp.HasField("kernel_h") or pp.HasField("kernel_w"):
-            raise call.invalid("global_pooling takes no kernel size")
-        kh, kw = h, w
-    elif pp.HasField("kernel_h") or pp.HasField("kernel_w"):
-        if pp.HasField("kernel_size"):
-            raise call.invalid("give either kernel_size or kernel_h/kernel_w, not both")
-        if not (pp.HasField("kernel_h") and pp.HasField("kernel_w")):
-            raise call.invalid("kernel_h and kernel_w must be given together")
-        kh, kw = pp.kernel_h, pp.kernel_w
-    elif pp.HasField("kernel_size"):
-        kh = kw = pp.kernel_size
-    else:
-        raise call.invalid("kernel_size is required (or global_pooling: true)")
-    if pp.HasField("pad_h") or pp.HasField("pad_w"):
-        ph, pw = pp.pad_h, pp.pad_w
-    else:
-        ph = pw = pp.pad
-    if pp.HasField("stride_h") or pp.HasField("stride_w"):
-        sh, sw = pp.stride_h, pp.stride_w
-    else:
-        sh = sw = pp.stride
-    if kh < 1 or kw < 1 or sh < 1 or sw < 1:
-        raise call.invalid(f"kernel {kh}x{kw} and stride {sh}x{sw} must be positive")
-    if pp.global_pooling and (ph or pw or sh != 1 or sw != 1):
-        raise call.invalid("global pooling takes no pad and stride 1")
-    if (ph or pw) and (ph >= kh or pw >= kw):
-        raise call.invalid(f"pad {ph}x{pw} must be smaller than the kernel {kh}x{kw}")
-    ceil = pooling_rounds_up(call.pb, call.layer)
-    oh = pooled_size(h, kh, sh, ph, ceil)
-    ow = pooled_size(w, kw, sw, pw, ceil)
-    if oh < 1 or ow < 1:
-        raise call.invalid(f"output size {oh}x{ow} < 1")
-    return (kh, kw), (sh, sw), (ph, pw), (oh, ow)
+    """((kh, kw), (sh, sw), (ph, pw), (oh, ow)) of a Pooling layer on an HxW
+    input: shape inference's (:func:`~caffe2ncs.model.shapes.pooling_geometry`),
+    so that both size the output as Caffe does."""
+    try:
+        return pooling_geometry(call.pb, call.layer, h, w)
+    except ShapeError as err:
+        raise call.invalid(str(err)) from None
 
 
 @op("Pooling")
