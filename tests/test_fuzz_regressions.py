@@ -98,6 +98,19 @@ def test_input_dim_fix_keeps_comments_inside_the_field():  # was: comments dropp
     assert not fix_text(result.text).changed
 
 
+def test_renaming_a_name_written_as_adjacent_literals_keeps_the_comment():
+    # was: comment dropped (fuzz_fix, 100 000 inputs, seed 1, found two): the
+    # rename replaced the whole value '"" # note\n "Concat"', comment and all
+    text = (HEAD + 'layer { name: "" # why this name\n  "Concat" type: "ReLU" bottom: "data" '
+            'top: "relu" }\n')
+    assert loads(text).layers[0].name == "Concat"
+    result = fix_text(text)
+    assert [a.code for a in result.applied] == ["NCS440"]
+    assert 'layer { name: "relu" # why this name\n   type: "ReLU"' in result.text
+    assert loads(result.text).layers[0].name == "relu"
+    assert not fix_text(result.text).changed
+
+
 def test_graph_writer_refuses_values_that_do_not_fit():  # was: struct.error
     from caffe2ncs.lowering.graphfile.binary import ByteWriter, GraphTargetError
 
