@@ -7,7 +7,7 @@
   counts from 1 to hundreds.
 * The ReLU stored on fp16 bits (``store_relu``) against ReLU-then-round, bit
   for bit, on every fp16 value, NaNs, signed zeros and overflow included.
-* The fp16 -> float32 table against numpy's cast, every bit pattern.
+* The fp16 -> float32 conversion against numpy's cast, every bit pattern.
 * Reused temporaries (``Workspace``): runs are independent, also concurrent.
 """
 
@@ -89,11 +89,20 @@ def every_fp16() -> np.ndarray:
     return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
 
 
-def test_fp16_table_equals_the_cast_for_every_bit_pattern():
+@pytest.mark.parametrize("which", ["all", "finite", "non-negative finite", "negative finite"])
+def test_fp16_conversion_equals_the_cast_for_every_bit_pattern(which):
+    """Both ways of converting: by the table (arrays with an infinity or a NaN)
+    and by moving the bits (the others), every bit pattern of each."""
     h = every_fp16()
+    if which != "all":
+        h = h[np.isfinite(h)]
+    if which == "non-negative finite":
+        h = h[~np.signbit(h)]
+    if which == "negative finite":
+        h = h[np.signbit(h)]
     got = fp16_to_float32(h)
     assert np.array_equal(got.view(np.uint32), h.astype(np.float32).view(np.uint32))
-    strided = h.reshape(256, 256)[::3, 1::2]
+    strided = h[:h.size // 256 * 256].reshape(-1, 256)[::3, 1::2]
     assert np.array_equal(fp16_to_float32(strided).view(np.uint32),
                           strided.astype(np.float32).view(np.uint32))
 
@@ -116,6 +125,21 @@ def test_store_relu_equals_relu_then_rounding_bit_for_bit(with_nan):
     if not with_nan:
         values = values[~np.isnan(values)]
     dst = np.zeros((values.size, 2), np.float16)[:, 1]  # a strided destination
+    store_relu(dst, values)
+    assert np.array_equal(dst.view(np.uint16), relu_then_round(values).view(np.uint16))
+
+
+def test_store_relu_with_only_negative_nans_and_several_bands(monkeypatch):
+    """NaNs with the sign bit set (signalling and quiet), alone in their band
+    of values, and bands beside them without NaN."""
+    from caffe2ncs.runtime.emulator import memory
+
+    monkeypatch.setattr(memory, "STORE_BLOCK", 1000)
+    bits = np.concatenate([np.arange(0xFF800001, 0xFF800001 + 3000, dtype=np.uint32),
+                           np.arange(0xFFC00000, 0xFFC00000 + 3000, dtype=np.uint32),
+                           np.arange(0x3F800000, 0x3F800000 + 3000, dtype=np.uint32)])
+    values = bits.view(np.float32).reshape(9, 1000)
+    dst = np.zeros((9, 1000), np.float16)
     store_relu(dst, values)
     assert np.array_equal(dst.view(np.uint16), relu_then_round(values).view(np.uint16))
 
@@ -170,3 +194,57 @@ def test_a_stage_with_enough_channels_takes_the_winograd_path(style, pad, monkey
               else (0, 0) if style is PadStyle.TF_VALID else pad)
     assert_fp16(run(g.graph(), x), relu(conv_ref(x, wt, b, (1, 1), before, 1, (ho, wo))))
     assert calls
+
+
+@pytest.mark.parametrize("kernel, stride, pad, out_hw", [
+    ((3, 3), (2, 2), (0, 0), (7, 7)),   # the ceil rule: the last windows reach past the input
+    ((2, 2), (2, 2), (0, 0), (7, 8)),
+    ((3, 3), (1, 1), (1, 1), (15, 16)),
+    ((2, 2), (2, 2), (2, 2), (9, 9)),   # windows with no input position in them: -inf
+])
+@pytest.mark.parametrize("values", ["relu", "signed", "zeros", "nan", "inf"])
+def test_max_pool_on_fp16_bits_equals_the_float_pooling(kernel, stride, pad, out_hw, values):
+    """On the bits where it applies (no negative, -0 or NaN), otherwise None."""
+    from caffe2ncs.runtime.emulator.op_pooling import max_pool, max_pool_fp16
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((15, 16, 5)).astype(np.float16)
+    if values != "signed":
+        x = np.maximum(x, np.float16(0))
+    if values == "zeros":
+        x[::2] = -0.0
+    if values == "nan":
+        x[3, 4, 1] = np.nan
+    if values == "inf":
+        x[3, 4, 1] = np.inf
+    strided = np.zeros((15, 16, 7), np.float16)[:, :, 1:6]
+    strided[...] = x
+    window = {"kernel": kernel, "stride": stride, "pad": pad, "out_hw": out_hw}
+    got = max_pool_fp16(strided, **window)
+    if values in ("signed", "zeros", "nan"):
+        assert got is None
+        return
+    want = max_pool(x.astype(np.float32), **window).astype(np.float16)
+    assert got.dtype == np.float16 and got.shape == want.shape
+    assert np.array_equal(got.view(np.uint16), want.view(np.uint16))
+    if pad == (2, 2):
+        assert np.isneginf(got[0, 0]).all()
+
+
+@pytest.mark.parametrize("hwc, pad, size", [
+    ((7, 9, 3), (1, 1), (10, 12)),
+    ((7, 9, 3), (0, 0), (6, 8)),      # the canvas cuts the input
+    ((5, 6, 2), (2, 3), (8, 10)),     # odd padding: the input's columns change parity
+    ((4, 4, 1), (1, 0), (6, 4)),
+])
+def test_split_columns_is_the_padded_input_by_column_parity(hwc, pad, size):
+    from caffe2ncs.runtime.emulator.op_convolution import split_columns, zero_padded
+
+    x = np.random.default_rng(2).standard_normal(hwc).astype(np.float32)
+    split = split_columns(x, pad, size)
+    padded = np.zeros((*size, hwc[2]), np.float32)
+    plain = zero_padded(x, pad, size)
+    padded[:plain.shape[0], :plain.shape[1]] = plain[:size[0], :size[1]]
+    assert split.shape == (size[0], 2, size[1] // 2, hwc[2])
+    assert np.array_equal(split[:, 0], padded[:, 0::2])
+    assert np.array_equal(split[:, 1], padded[:, 1::2])

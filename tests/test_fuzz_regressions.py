@@ -98,6 +98,19 @@ def test_input_dim_fix_keeps_comments_inside_the_field():  # was: comments dropp
     assert not fix_text(result.text).changed
 
 
+def test_renaming_a_name_written_as_adjacent_literals_keeps_the_comment():
+    # was: comment dropped (fuzz_fix, 100 000 inputs, seed 1, found two): the
+    # rename replaced the whole value '"" # note\n "Concat"', comment and all
+    text = (HEAD + 'layer { name: "" # why this name\n  "Concat" type: "ReLU" bottom: "data" '
+            'top: "relu" }\n')
+    assert loads(text).layers[0].name == "Concat"
+    result = fix_text(text)
+    assert [a.code for a in result.applied] == ["NCS440"]
+    assert 'layer { name: "relu" # why this name\n   type: "ReLU"' in result.text
+    assert loads(result.text).layers[0].name == "relu"
+    assert not fix_text(result.text).changed
+
+
 def test_graph_writer_refuses_values_that_do_not_fit():  # was: struct.error
     from caffe2ncs.lowering.graphfile.binary import ByteWriter, GraphTargetError
 
@@ -127,12 +140,33 @@ def test_emulator_refuses_reading_a_huge_tensor():  # was: a 3.2 GB float32 copy
     i = next(k for k, s in enumerate(stages) if s.input.location is Location.WORK)
     ref = stages[i].input
     # 1.5 M columns of 8x64 fp16 with the buffer's own strides: 200 MB of
-    # scratch (within the stick's memory) but 3.2 GB as float32
+    # scratch (within the stick's memory) but 3.2 GB as float32; refused when
+    # the stage is prepared, before any run
     big = dataclasses.replace(ref, dims=Dims3(1_560_072, ref.dims.y, ref.dims.z))
     stages[i] = dataclasses.replace(stages[i], input=big)
-    emu = Emulator(dataclasses.replace(graph, stages=tuple(stages)))
-    with pytest.raises(LimitError, match=r"\(as float32\) would need a .* array"):
-        emu.run(np.zeros(emu.input_shape, np.float16))
+    with pytest.raises(LimitError, match=r"input would need a 8x1560072x64 array \(1524 MiB\)"):
+        Emulator(dataclasses.replace(graph, stages=tuple(stages)))
+
+
+def test_emulator_refuses_an_activation_past_numpy_index_range():
+    # was: ValueError, "Maximum allowed dimension exceeded" (a fully-connected
+    # stage with a 1.9e9 x 1.9e9 x 8e8 input and an empty output: no bytes to
+    # read, but a shape numpy cannot make)
+    from caffe2ncs.lowering.ir import Dims3, Op
+    from caffe2ncs.lowering.lower import lower
+    from caffe2ncs.runtime.emulator import Emulator
+
+    net = loads(HEAD + 'layer { name: "f" type: "InnerProduct" bottom: "data" top: "f"\n'
+                '  inner_product_param { num_output: 4 } }\n')
+    graph = lower(net, target="ncsdk2")
+    stages = list(graph.stages)
+    i = next(k for k, s in enumerate(stages) if s.op is Op.FULLY_CONNECTED)
+    stages[i] = dataclasses.replace(
+        stages[i], input=dataclasses.replace(stages[i].input, dims=Dims3(1929379840, 1869440873,
+                                                                          845112425)),
+        output=dataclasses.replace(stages[i].output, dims=Dims3(0, 0, 1)))
+    with pytest.raises(LimitError, match=r"input would need a 1869440873x1929379840x845112425"):
+        Emulator(dataclasses.replace(graph, stages=tuple(stages)))
 
 
 def test_caffemodel_string_fields_must_be_utf8():  # was: bytes names -> TypeError in info

@@ -118,7 +118,22 @@ def replace_value(node: Node, raw: str) -> Edit:
 
 
 def set_string(node: Node, value: str) -> Edit:
-    return Edit(node.vstart, node.end, requote(node.value, value))
+    """Set a string field to ``value``, in its quote style.  A value written as
+    adjacent literals (``"a" "b"``, which protobuf joins), perhaps with comments
+    between them, keeps the comments and the spacing: the first literal takes
+    the new value and the others go."""
+    raw = node.value
+    literals = [m for m in _COMMENT_OR_STRING.finditer(raw) if m.group(1) is None]
+    if len(literals) <= 1:
+        return Edit(node.vstart, node.end, requote(raw, value))
+    out, at = [], 0
+    for i, m in enumerate(literals):
+        out.append(raw[at:m.start()])
+        if i == 0:
+            out.append(requote(m.group(0), value))
+        at = m.end()
+    out.append(raw[at:])
+    return Edit(node.vstart, node.end, "".join(out))
 
 
 def insert_line_after(text: str, node: Node, line: str) -> Edit:

@@ -21,7 +21,7 @@ import numpy as np
 from ...limits import check_deadline
 from ...errors import Caffe2NcsError, GraphFileError, UnsupportedNetworkError
 from ...lowering.ir import Graph, Op, Stage
-from .memory import FP16, Memory, Workspace, check_activation, constant_arrays
+from .memory import FP16, Memory, Workspace, check_activation, constant_arrays, fp16_to_float32
 from .numerics import apply_post_op, check_post_op
 from .stage import Compute, StageSpec
 
@@ -172,7 +172,13 @@ class Emulator:
     def _step(self, mem: Memory, index: int, stage: Stage) -> None:
         check_deadline(f"emulating stage {index}")
         with self._blame(index, stage):
-            result = np.asarray(self._plans[index](mem), np.float32)
+            result = self._plans[index](mem)
+            if getattr(result, "dtype", None) == FP16:  # exact fp16 values (see stage.py): stored as they are
+                if stage.post_op.op in (Op.NONE, Op.BIAS):
+                    mem.write(stage.output, result, "output")
+                    return
+                result = fp16_to_float32(result)
+            result = np.asarray(result, np.float32)
             if stage.post_op.op is Op.RELU:  # the same numbers, faster (store_relu)
                 mem.write(stage.output, result, "output", relu=True)
                 return

@@ -123,13 +123,27 @@ def winograd_conv3x3(x: np.ndarray, u: np.ndarray, b: np.ndarray | None, *,
     tile rows at a time: transform the inputs (``B^T d B``: adds only), one
     batch of 16 GEMMs ``(tiles x C) @ (C x K)``, transform back (``A^T m A``).
     Temporaries and the result come from ``workspace`` when given.
+
+    ``x`` may also be the zero-padded input already split by column parity,
+    ``(2*nth + 2, 2, ntw + 1, C)`` (:func:`split_columns`, or
+    ``Memory.read_padded(split=True)``): column ``2q + p`` at ``[:, p, q]``.
+    In that layout every operand of the column transform is a slice whose
+    rows are contiguous (``ntw*C`` values) instead of ``C``-value runs two
+    pixels apart, which numpy walks 3-5x faster on 64-128 channels; the
+    arithmetic is the same, operand for operand.
     """
     ws = workspace if workspace is not None else Workspace()
     c, k = u.shape[1:]
     ho, wo = out_hw
     nth, ntw = -(-ho // 2), -(-wo // 2)
-    xp = zero_padded(x, pad, (2 * nth + 2, 2 * ntw + 2), ws)
     wp = 2 * ntw + 2
+    if x.ndim == 4:
+        xs = x
+        if pad != (0, 0) or xs.shape != (2 * nth + 2, 2, ntw + 1, c):
+            raise ValueError(f"a column-split input must be the padded canvas "
+                             f"{2 * nth + 2}x2x{ntw + 1}x{c}, not {xs.shape}")
+    else:
+        xs = split_columns(x, pad, (2 * nth + 2, wp), ws)
     out = ws.array("conv result", (2 * nth, 2 * ntw, k))
     rows = max(1, min(nth, WINOGRAD_BLOCK_BYTES // (16 * ntw * max(c, k) * 4)))
     # Scratch for one band, reused; a shorter last band uses a prefix of each, so
@@ -142,8 +156,8 @@ def winograd_conv3x3(x: np.ndarray, u: np.ndarray, b: np.ndarray | None, *,
         n = min(rows, nth - i0)
         t = n * ntw
         # B^T d: combine input rows 2i + 0..3 of every tile of the band.
-        d = [xp[2 * i0 + j:2 * (i0 + n) + j:2, :wp] for j in range(4)]
-        r = rowwise_buf[:4 * n * wp * c].reshape(4, n, wp, c)
+        d = [xs[2 * i0 + j:2 * (i0 + n) + j:2] for j in range(4)]
+        r = rowwise_buf[:4 * n * wp * c].reshape(4, n, 2, ntw + 1, c)
         np.subtract(d[0], d[2], out=r[0])
         np.add(d[1], d[2], out=r[1])
         np.subtract(d[2], d[1], out=r[2])
@@ -151,7 +165,8 @@ def winograd_conv3x3(x: np.ndarray, u: np.ndarray, b: np.ndarray | None, *,
         # (B^T d) B: the same along the columns, into v[row term, column term].
         v = v_buf[:16 * t * c].reshape(4, 4, n, ntw, c)
         for a in range(4):
-            e = [r[a][:, j:j + 2 * ntw:2] for j in range(4)]
+            ra = r[a]  # columns 2q + 0..3 of tile column q: parity j % 2, index q + j // 2
+            e = [ra[:, j % 2, j // 2:j // 2 + ntw] for j in range(4)]
             np.subtract(e[0], e[2], out=v[a, 0])
             np.add(e[1], e[2], out=v[a, 1])
             np.subtract(e[2], e[1], out=v[a, 2])
@@ -175,6 +190,36 @@ def winograd_conv3x3(x: np.ndarray, u: np.ndarray, b: np.ndarray | None, *,
     if b is not None:
         out += b
     return out
+
+
+def split_columns(x: np.ndarray, pad: tuple[int, int], size: tuple[int, int],
+                  workspace: Workspace | None = None) -> np.ndarray:
+    """:func:`zero_padded` (``size[1]`` even), stored split by column parity:
+    ``(size[0], 2, size[1] // 2, C)`` with padded column ``2q + p`` at ``[:, p, q]``."""
+    h, w, c = x.shape
+    (pt, pl), (hp, wp) = pad, size
+    check_elements((hp, wp, c), 4, "the zero-padded input")
+    shape = (hp, 2, wp // 2, c)
+    if workspace is None:
+        canvas = np.zeros(shape, x.dtype)
+    else:
+        canvas = workspace.array("padded", shape, x.dtype)
+        canvas.fill(0)
+    fill_split(canvas, x, pad)
+    return canvas
+
+
+def fill_split(canvas: np.ndarray, x: np.ndarray, pad: tuple[int, int]) -> None:
+    """Copy ``x`` (H, W, C) to row/column ``pad`` of the column-split ``canvas``
+    (see :func:`split_columns`; what falls outside it is dropped)."""
+    hp, _, half, _ = canvas.shape
+    (pt, pl), (h, w, _) = pad, x.shape
+    rows, cols = max(0, min(h, hp - pt)), max(0, min(w, 2 * half - pl))
+    for p in (0, 1):
+        j0 = (p - pl) % 2  # the first input column landing at parity p
+        src = x[:rows, j0:cols:2]
+        q0 = (pl + j0) // 2
+        canvas[pt:pt + rows, p, q0:q0 + src.shape[1]] = src
 
 
 def zero_padded(x: np.ndarray, pad: tuple[int, int], size: tuple[int, int],
@@ -226,19 +271,26 @@ def prepare(spec: StageSpec):
     w = taps_hwck(spec, p.kernel_y, p.kernel_x, c, k)
     b = spec.bias(k)
     stride = (p.stride_y, p.stride_x)
+    # The input is read already zero-padded (Memory.read_padded: the canvas
+    # zero_padded would build), so the kernels see no padding to add.
     if (p.kernel_y, p.kernel_x, p.stride_y, p.stride_x, p.dilation) == (3, 3, 1, 1, 1) \
             and c >= WINOGRAD_MIN_CHANNELS:
         u = winograd_weights(w)
+        size = (2 * -(-ho // 2) + 2, 2 * -(-wo // 2) + 2)
 
         def winograd(mem):
-            x = mem.read(spec.stage.input, "input")
-            return winograd_conv3x3(x, u, b, pad=pad, out_hw=(ho, wo), workspace=mem.workspace)
+            xs = mem.read_padded(spec.stage.input, "input", pad, size, split=True)
+            return winograd_conv3x3(xs, u, b, pad=(0, 0), out_hw=(ho, wo),
+                                    workspace=mem.workspace)
 
         return winograd
 
+    size = ((ho - 1) * p.stride_y + p.dilation * (p.kernel_y - 1) + 1,
+            (wo - 1) * p.stride_x + p.dilation * (p.kernel_x - 1) + 1)
+
     def compute(mem):
-        x = mem.read(spec.stage.input, "input")
-        return conv2d(x, w, b, stride=stride, pad=pad, dilation=p.dilation, out_hw=(ho, wo),
+        xp = mem.read_padded(spec.stage.input, "input", pad, size)
+        return conv2d(xp, w, b, stride=stride, pad=(0, 0), dilation=p.dilation, out_hw=(ho, wo),
                       workspace=mem.workspace)
 
     return compute

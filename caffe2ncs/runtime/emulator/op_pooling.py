@@ -17,6 +17,13 @@ window may reach past the input.
 
 One vectorised operation per window position (``kh*kw`` numpy calls), or
 per window row and column for max pooling (``kh + kw``).
+
+Max pooling of an input with no negative number, -0 or NaN in it -- any input
+after a ReLU -- runs on the fp16 bits as int16 (:func:`max_pool_fp16`): for
+such values the order of the bit patterns is the order of the numbers, and
+the maximum is one of them, so the result is exact in fp16 and is stored as
+it is; reading the input as float32 and rounding the result back cost 4x the
+pooling itself (measured on VGG16's pool1: 4.5 against 1.1 ms).
 """
 
 from __future__ import annotations
@@ -31,11 +38,12 @@ from .stage import StageSpec
 OPS = (Op.MAX_POOLING, Op.AVERAGE_POOLING)
 
 
-def _canvas(x: np.ndarray, pad: tuple[int, int], size: tuple[int, int], fill: float):
+def _canvas(x: np.ndarray, pad: tuple[int, int], size: tuple[int, int], fill):
+    """``x`` at ``pad`` in a ``size`` canvas of ``fill``, of ``x``'s dtype."""
     h, w, c = x.shape
     (pt, pl), (hp, wp) = pad, size
-    check_elements((hp, wp, c), 4, "the padded input")
-    canvas = np.full((hp, wp, c), fill, np.float32)
+    check_elements((hp, wp, c), x.dtype.itemsize, "the padded input")
+    canvas = np.full((hp, wp, c), fill, x.dtype)
     rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wp - pl))
     canvas[pt:pt + rows, pl:pl + cols] = x[:rows, :cols]
     return canvas
@@ -49,20 +57,21 @@ def _windows(canvas, kernel, stride, out_hw):
 
 
 def max_pool(x: np.ndarray, *, kernel: tuple[int, int], stride: tuple[int, int],
-             pad: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+             pad: tuple[int, int], out_hw: tuple[int, int], empty=-np.inf) -> np.ndarray:
     """float32 ``(H, W, C)`` -> ``(Ho, Wo, C)``; ``kernel``/``stride``/``pad`` are ``(y, x)``.
     A window with no input position in it gives -inf; a NaN in a window gives NaN.
+    (Also int16, with ``empty`` for a window without input positions.)
 
     Separable: the maximum over each window's columns first, then over its
     rows (the maximum is exact, so the order changes nothing)."""
     (kh, kw), (sy, sx), (ho, wo) = kernel, stride, out_hw
-    check_elements((ho, wo, x.shape[2]), 4, "the pooling's output")
+    check_elements((ho, wo, x.shape[2]), x.dtype.itemsize, "the pooling's output")
     h, w, _ = x.shape
     hp, wp = (ho - 1) * sy + kh, (wo - 1) * sx + kw
     if pad == (0, 0) and hp <= h and wp <= w:
         canvas = x
     else:
-        canvas = _canvas(x, pad, (hp, wp), -np.inf)
+        canvas = _canvas(x, pad, (hp, wp), empty)
     span_x, span_y = (wo - 1) * sx + 1, (ho - 1) * sy + 1
     across = canvas[:hp, 0:span_x:sx].copy()
     for tx in range(1, kw):
@@ -71,6 +80,21 @@ def max_pool(x: np.ndarray, *, kernel: tuple[int, int], stride: tuple[int, int],
     for ty in range(1, kh):
         np.maximum(out, across[ty:ty + span_y:sy], out=out)
     return out
+
+
+#: -inf's fp16 bits as int16 (0xfc00): below every non-negative fp16.
+FP16_MINUS_INF_BITS = np.int16(-1024)
+
+
+def max_pool_fp16(x: np.ndarray, **window) -> np.ndarray | None:
+    """:func:`max_pool` of an fp16 ``(H, W, C)`` input (any strides) on its bits,
+    as fp16, when every value is +0, positive or +inf (then the int16 order of
+    the bits is the order of the values: the same result, bit for bit); None
+    for an input with a negative value, -0 or a NaN."""
+    bits = x.view(np.int16)
+    if bits.size and (bits.min() < 0 or bits.max() > 0x7C00):
+        return None
+    return max_pool(bits, empty=FP16_MINUS_INF_BITS, **window).view(x.dtype)
 
 
 def avg_pool(x: np.ndarray, *, kernel: tuple[int, int], stride: tuple[int, int],
@@ -116,9 +140,13 @@ def prepare(spec: StageSpec):
     is_max = spec.op is Op.MAX_POOLING
 
     def compute(mem):
-        x = mem.read(spec.stage.input, "input")
         if is_max:
-            return max_pool(x, kernel=kernel, stride=stride, pad=pad, out_hw=(ho, wo))
+            window = {"kernel": kernel, "stride": stride, "pad": pad, "out_hw": (ho, wo)}
+            exact = max_pool_fp16(mem.view(spec.stage.input, "input"), **window)
+            if exact is not None:
+                return exact
+            return max_pool(mem.read(spec.stage.input, "input"), **window)
+        x = mem.read(spec.stage.input, "input")
         return avg_pool(x, kernel=kernel, stride=stride, pad=pad, out_hw=(ho, wo),
                         count_padding=caffe_style)
 

@@ -7,7 +7,9 @@ parameters and decodes its weights once; ``compute(memory)`` reads the stage's
 inputs from :class:`~.memory.Memory` and returns the stage's result as a
 float32 ``(H, W, C)`` array shaped like its output buffer, **before** the
 post-operation and the fp16 rounding, which the executor applies to every
-stage alike (:mod:`.numerics`).
+stage alike (:mod:`.numerics`).  A kernel whose result is exactly fp16 values
+(max pooling of fp16 inputs) may return it as an fp16 array instead: with no
+rounding to do, the executor stores it as it is.
 """
 
 from __future__ import annotations
