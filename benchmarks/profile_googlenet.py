@@ -4,8 +4,8 @@ published table, and its totals for networks with published NCS1 timings
 
     .venv/bin/python benchmarks/profile_googlenet.py
 
-Uses ``caffe2ncs.lowering.lower`` when it exists, else the test suite's
-stand-in lowering (tests/profile_netir.py).  Reads ../shared in place.
+Lowers each network with ``caffe2ncs.lowering``, as ``caffe2ncs profile``
+does.  Reads ../shared in place.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Shared helpers of the profiler's tests: the vendor's GoogLeNet table and a
-lowering (the real one when this branch has it, else the stand-in)."""
+"""Shared helpers of the profiler's tests: the vendor's GoogLeNet table and
+the lowering as the profiler uses it."""
 
 from __future__ import annotations
 
@@ -10,32 +10,18 @@ VENDOR_TABLE = SHARED / "spec" / "googlenet-profile-ncs1.tsv"
 GOOGLENET = "ncappzoo_googlenet_input_shape.prototxt"
 
 
-def real_lower():
-    """``caffe2ncs.lowering.lower``, or None while it has not landed."""
-    try:
-        from caffe2ncs.lowering import lower  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return lower
-
-
 def lowered_with_layers(net):
-    """``(graph, stage_layers, which)``: the real lowering's graph and its
-    stage -> Caffe layers map (what ``caffe2ncs profile`` uses), or the
-    stand-in's graph and None (its stages are named after their layers)."""
-    if real_lower() is not None:
-        from caffe2ncs.profile.source import lower_net
+    """``(graph, stage_layers, which)``: the lowering's graph for NCSDK 1.x at
+    12 SHAVEs and its stage -> Caffe layers map, what ``caffe2ncs profile``
+    uses (``which`` names the lowering, for messages)."""
+    from caffe2ncs.profile.source import lower_net
 
-        graph, stage_layers = lower_net(net, None, 12)
-        return graph, stage_layers, "caffe2ncs.lowering"
-    from profile_netir import lower_for_tests
-
-    return (lower_for_tests(net), None,
-            "tests/profile_netir.py (stand-in: no lowering on this branch)")
+    graph, stage_layers = lower_net(net, None, 12)
+    return graph, stage_layers, "caffe2ncs.lowering"
 
 
 def lowered(net):
-    """``(graph, which)``: the real lowering's graph, or the stand-in's."""
+    """``(graph, which)``, see :func:`lowered_with_layers`."""
     graph, _, which = lowered_with_layers(net)
     return graph, which
 

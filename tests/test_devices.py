@@ -4,52 +4,25 @@ a machine without libusb (``tests/nolibusb``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
 
-import caffe2ncs.cli
-
 TESTS = Path(__file__).resolve().parent
-
-
-def _all_commands_present() -> bool:
-    return all(importlib.util.find_spec(f"caffe2ncs.commands.{c}") for c in caffe2ncs.cli.COMMANDS)
 
 
 def devices(*args: str, factory: str | None = None,
             pythonpath: Path = TESTS) -> subprocess.CompletedProcess:
-    """Run ``caffe2ncs devices ARGS`` in a fresh interpreter.
-
-    Uses the real entry point when every registered sub-command exists; on a
-    branch where a sibling command has not landed yet, the same ``cli.main``
-    runs with only this command registered.
-    """
+    """Run ``caffe2ncs devices ARGS`` in a fresh interpreter, on the simulated
+    sticks of ``usbsim.factories:FACTORY`` (none without ``factory``)."""
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(pythonpath),
-                                                      os.environ.get("PYTHONPATH")]))}
-    if factory is not None:
-        env["CAFFE2NCS_PYUSB_BACKEND"] = f"usbsim.factories:{factory}"
-    else:
-        env["CAFFE2NCS_PYUSB_BACKEND"] = ""
-    if _all_commands_present():
-        return run_cli("devices", *args, env=env)
-    code = (
-        "import sys, caffe2ncs.cli as c; c.COMMANDS = ('devices',); sys.exit(c.main(sys.argv[1:]))"
-    )
-    full_env = dict(os.environ, NO_COLOR="1", COLUMNS="200", **env)
-    return subprocess.run(
-        [sys.executable, "-c", code, "devices", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=120,
-    )
+                                                      os.environ.get("PYTHONPATH")])),
+           "CAFFE2NCS_PYUSB_BACKEND": f"usbsim.factories:{factory}" if factory else ""}
+    return run_cli("devices", *args, env=env)
 
 
 def test_lists_sticks_as_text():

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, run_cli, sample_dirs
+from conftest import SAMPLES, sample_dirs
 from test_graphfile_ir import concat_graph, ssd_tail_graph
 
 from caffe2ncs.lowering.graphfile import write_graph
@@ -24,29 +22,6 @@ README = {
     "conv_with_regression": ((128, 96, 3), [(32, "tf_same", (64, 48, 32)),
                                             (64, "tf_same", (32, 24, 64))], False),
 }
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory):
-    """``run_cli`` with an environment in which the CLI can start.
-
-    The CLI imports every module named in ``cli.COMMANDS``; ``info`` comes from
-    the loader's branch.  Where it is not present yet, a ``sitecustomize``
-    registers a stand-in for it only, so that ``inspect`` runs for real.
-    """
-    env = {}
-    if importlib.util.find_spec("caffe2ncs.commands.info") is None:
-        shim = tmp_path_factory.mktemp("shim")
-        (shim / "sitecustomize.py").write_text(
-            "import sys, types\n"
-            "m = types.ModuleType('caffe2ncs.commands.info')\n"
-            "m.HELP = 'stand-in'\n"
-            "m.add_arguments = lambda parser: None\n"
-            "m.run = lambda args, console: 0\n"
-            "sys.modules['caffe2ncs.commands.info'] = m\n")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim),
-                                                          os.environ.get("PYTHONPATH")]))
-    return lambda *args: run_cli(*args, env=env)
 
 
 def _readme_params():

@@ -9,7 +9,6 @@ from profile_support import (
     GOOGLENET,
     googlenet,
     googlenet_with_layers,
-    real_lower,
     vendor_rows,
 )
 
@@ -115,9 +114,7 @@ def test_fewer_shaves_is_slower_and_only_compute_scales():
 
 
 def test_googlenet_through_the_real_lowering(cli, tmp_path):
-    """The real path: prototxt -> caffe2ncs.lowering.lower -> cost model -> JSON."""
-    if real_lower() is None:
-        pytest.skip("caffe2ncs.lowering.lower has not landed on this branch yet")
+    """The real path: prototxt -> caffe2ncs.lowering -> cost model -> JSON."""
     from conftest import corpus_path
 
     r = cli("profile", corpus_path(GOOGLENET), "--json")

@@ -63,20 +63,9 @@ def load_input(path: str | os.PathLike[str], weights: str | None = None,
 
 
 def lower_net(net, path: str | None = None, shaves: int = 12):
-    """``(graph, stage_layers)`` for ``net`` from the real lowering pass
-    (``stage_layers`` is None when the lowering does not report it)."""
-    try:
-        from .. import lowering
-    except ImportError:  # pragma: no cover
-        lowering = None
-    lower_network = getattr(lowering, "lower_network", None)
-    if lower_network is not None:
-        lowered = lower_network(net, target="ncsdk1", shaves=shaves)
-        return lowered.graph, tuple(tuple(ls) for ls in lowered.stage_layers)
-    lower = getattr(lowering, "lower", None)
-    if lower is None:
-        raise UsageError(
-            "profiling a prototxt needs the lowering pass (caffe2ncs.lowering.lower), which "
-            "this version of caffe2ncs does not have yet; profile a compiled graph file "
-            "instead", path)
-    return lower(net), None
+    """``(graph, stage_layers)`` for ``net``: the lowering's NCSDK 1.x graph
+    for ``shaves`` SHAVEs and, per stage, the Caffe layers it implements."""
+    from ..lowering import lower_network
+
+    lowered = lower_network(net, target="ncsdk1", shaves=shaves)
+    return lowered.graph, tuple(tuple(ls) for ls in lowered.stage_layers)
