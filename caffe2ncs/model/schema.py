@@ -225,34 +225,115 @@ class Converter:
     def _one_pass(self, source: SourceText, desc: Descriptor,
                   unknown: list[Unknown]) -> tuple[Document, dict] | None:
         """textformat._parse_simple and :meth:`values` fused: the same tree and
-        the same values, walking the ~5,000 tokens of a large network once
-        instead of twice (and without a call per message).  None when the text
-        needs the full parser; raises PrototxtSyntaxError on a bad value (the
-        caller then lets the two steps report it, in their order)."""
+        the same values, walking the tokens of the text once instead of twice
+        (and without a call per message), and most blocks without walking
+        their tokens at all (see :meth:`_walk`).  None when the text needs
+        the full parser; raises PrototxtSyntaxError on a bad value (the caller
+        then lets the two steps report it, in their order)."""
         text = source.text
         root = _LazyNode("", 0, 0, len(text), [])
-        raw = root._raw
+        out: dict = {}
+        pending: list[tuple[Node, object, str, str]] = []  # unknowns, resolved at the end
+        walk = _Walk(self, source)
+        table = self._fields.get(desc) or self.fields(desc)
+        if not walk.walk(_ONE_PASS_BLOCKS, 0, len(text), root, desc, table, out, pending, 0):
+            return None
+        for owner, item, message_type, reason in pending:
+            found = item if item.__class__ is not tuple else \
+                _node_of(owner, owner._raw, item)  # type: ignore[attr-defined]
+            unknown.append(Unknown(found, message_type, reason))
+        return Document(root, source), out
+
+
+class _Walk:
+    """One document's pass of :meth:`Converter._one_pass`.
+
+    A network repeats a few kinds of layer: ResNet-152's 670 ``layer`` blocks
+    differ from one another only in their strings (names, types, bottoms and
+    tops) in all but 24 cases.  So a block whose text is simple (at most one
+    block nested in it, only plain double-quoted strings: _BLOCK) is not walked
+    token by token.  Its text is cut at its strings; the pieces between them,
+    which hold every field name, number, brace, comment and space, are the
+    key of a *template*, made the first time that key is seen by walking the
+    block once with each string replaced by a marker.  The block's values are
+    then the template's with this block's strings put where the markers were,
+    and its node reads its fields off the text only when something asks.
+
+    This is exact, not a guess: with the same pieces between the strings, the
+    tokens are the same whatever the strings hold (a plain string cannot end
+    early or escape), and a string field's value is its text.  A template is
+    only made when every marker came back as a whole string value, once, and
+    nothing in the block was unknown to the schema; other blocks are walked
+    token by token every time."""
+
+    __slots__ = ("conv", "source", "text", "memo", "templates")
+
+    def __init__(self, conv: Converter, source: SourceText) -> None:
+        self.conv = conv
+        self.source = source
+        self.text = source.text
+        self.memo: dict = {}  # (field, token) -> value, for this document
+        self.templates: dict = {}  # (message, pieces between strings) -> template
+
+    def walk(self, pattern: re.Pattern, start: int, end: int, root: Node, desc: Descriptor,
+             table: dict | None, out: dict, pending: list, depth: int) -> bool:
+        """Walk the fields of ``text[start:end]`` into the message node ``root``
+        (its raw list) and ``out`` (its values), for message ``desc`` whose
+        fields are ``table`` (None: a message the schema does not know), at
+        nesting ``depth``.  False where the fast path gives up."""
+        conv = self.conv
+        source = self.source
+        text = self.text
+        raw = root._raw  # type: ignore[attr-defined]
         append = raw.append
         node: Node = root
-        out: dict = {}
-        table: dict | None = self._fields.get(desc) or self.fields(desc)
-        fields = self._fields
-        pending: list[tuple[Node, object, str, str]] = []  # unknowns, resolved at the end
-        memo: dict = {}  # (field, token) -> value, for this document
+        fields = conv._fields
+        memo = self.memo
+        templates = self.templates
         stack: list[tuple] = []
         push = stack.append
         new_node = _LazyNode
-        pos = 0
-        for ws, name, sep, plain, value, bsep, other in _ONE_PASS.findall(text):
+        split = _STRINGS.split
+        limit = MAX_DEPTH - depth
+        pos = start
+        for ws, block, name, sep, plain, value, bsep, other in pattern.findall(text, start, end):
             pos += len(ws)
-            if sep:  # name: value  (plain: a "string" of printable ASCII, no escapes)
+            if block:  # a whole simple block: name { ... }
+                template = None
+                if table is not None and len(stack) + 2 <= limit:
+                    pieces = split(block)
+                    key = (desc, *pieces[::2])
+                    template = templates.get(key)
+                    if template is None:
+                        template = templates[key] = self.template(block, pieces, table, desc,
+                                                                  depth + len(stack))
+                if template is None or template is _NO_TEMPLATE:
+                    if not self.walk(_ONE_PASS, pos, pos + len(block), node, desc, table, out,
+                                     pending, depth + len(stack)):
+                        return False
+                else:
+                    fname, repeated, skeleton, rel_vstart = template
+                    value = _instantiate(skeleton, pieces[1::2])
+                    if repeated:
+                        items = out.get(fname)
+                        if items is None:
+                            out[fname] = [value]
+                        else:
+                            items.append(value)
+                    elif fname in out:
+                        _twice(fname, pos, source, desc)
+                    else:
+                        out[fname] = value
+                    append(new_node(fname, pos, pos + rel_vstart, pos + len(block), None, text))
+                pos += len(block)
+            elif sep:  # name: value  (plain: a "string" of printable ASCII, no escapes)
                 if plain:
                     value = plain
                 vstart = pos + len(name) + len(sep)
-                end = vstart + len(value)
-                item = (name, pos, vstart, end, value)
+                stop = vstart + len(value)
+                item = (name, pos, vstart, stop, value)
                 append(item)
-                pos = end
+                pos = stop
                 if table is None:
                     continue  # inside a message the schema does not know
                 info = table.get(name)
@@ -288,8 +369,8 @@ class Converter:
                 child = new_node(name, pos, vstart, -1, [])
                 append(child)
                 push((node, raw, table, out, desc))
-                if len(stack) > MAX_DEPTH:
-                    return None
+                if len(stack) > limit:
+                    return False
                 if table is not None:
                     info = table.get(name)
                     if info is None:
@@ -310,42 +391,157 @@ class Converter:
                         else:
                             out[name] = sub
                         desc = info.message
-                        table = fields.get(desc) or self.fields(desc)
+                        table = fields.get(desc) or conv.fields(desc)
                         out = sub
                 node = child
-                raw = child._raw
+                raw = child._raw  # type: ignore[attr-defined]
                 append = raw.append
                 pos = vstart + 1
             elif other == "}":
                 if not stack:
-                    return None
+                    return False
                 pos += 1
                 node.end = pos
                 node, raw, table, out, desc = stack.pop()
                 append = raw.append
             elif other:
-                return None  # anything outside the simple syntax (or name value, no colon)
+                return False  # anything outside the simple syntax (or name value, no colon)
             else:  # the end of the text
                 break
-        if stack or pos != len(text):
+        return not stack and pos == end
+
+    def template(self, block: str, pieces: list[str], table: dict, desc: Descriptor,
+                 depth: int):
+        """The template for blocks cut into ``pieces`` like ``block`` (in a
+        message ``desc``), or _NO_TEMPLATE.  Raises PrototxtSyntaxError where
+        the block itself is wrong, as walking it would."""
+        if _MARK in block:
+            return _NO_TEMPLATE
+        n = len(pieces) // 2
+        marked = pieces[:]
+        marked[1::2] = [f'"{_MARK}{i}{_MARK}"' for i in range(n)]  # (the cut took the quotes)
+        marked = "".join(marked)
+        probe = _Walk(self.conv, SourceText(marked, self.source.path))
+        probe.memo = self.memo
+        root = _LazyNode("", 0, 0, len(marked), [])
+        out: dict = {}
+        pending: list = []
+        if not probe.walk(_ONE_PASS, 0, len(marked), root, desc, table, out, pending, depth):
+            return _NO_TEMPLATE
+        if pending or len(out) != 1 or len(root._raw) != 1:  # type: ignore[attr-defined]
+            return _NO_TEMPLATE
+        (fname, value), = out.items()
+        info = table[fname]
+        if info.message is None:
+            return _NO_TEMPLATE
+        if info.repeated:
+            value = value[0]
+        seen = [0] * n
+        skeleton = _compile(value, seen)
+        if skeleton is None or any(c != 1 for c in seen):
+            return _NO_TEMPLATE
+        child = root._raw[0]  # type: ignore[attr-defined]
+        return fname, info.repeated, skeleton, child.vstart - child.start
+
+
+_NO_TEMPLATE = object()
+_MARK = "\x7f"  # not in a simple block's strings (see _BLOCK), so not in its text either
+
+
+def _compile(value: dict, seen: list[int]):
+    """A template's skeleton for a message's values in which each string field
+    written as the i-th string of the block holds the marker for i: the values
+    with the markers' places noted (see _instantiate).  None if a marker is
+    anywhere but a whole string value.  Parts without markers are shared by
+    every block made from the template (the schema's values are read-only)."""
+    dynamic = []
+    for key, v in value.items():
+        spec = _spec(v, seen)
+        if spec is _BAD:
             return None
-        for owner, item, message_type, reason in pending:
-            found = item if item.__class__ is not tuple else \
-                _node_of(owner, owner._raw, item)  # type: ignore[attr-defined]
-            unknown.append(Unknown(found, message_type, reason))
-        return Document(root, source), out
+        if spec is not None:
+            dynamic.append((key, spec))
+    return value, tuple(dynamic)
+
+
+_BAD = object()
+
+
+def _spec(v, seen: list[int]):
+    """How to make a value: None (it is a constant), a slot number (the string
+    of that slot), ("list", items), ("one", slot) for a list of one string, or
+    ("dict", skeleton); _BAD for a marker out of place."""
+    if v.__class__ is str:
+        if _MARK not in v:
+            return None
+        parts = v.split(_MARK)
+        if len(parts) != 3 or parts[0] or parts[2] or not parts[1].isdigit() \
+                or int(parts[1]) >= len(seen):
+            return _BAD
+        slot = int(parts[1])
+        seen[slot] += 1
+        return slot
+    if v.__class__ is dict:
+        skeleton = _compile(v, seen)
+        if skeleton is None:
+            return _BAD
+        return ("dict", skeleton) if skeleton[1] else None
+    if v.__class__ is list:
+        items = [_spec(x, seen) for x in v]
+        if any(x is _BAD for x in items):
+            return _BAD
+        if all(x is None for x in items):
+            return None
+        if len(items) == 1 and items[0].__class__ is int:
+            return ("one", items[0])
+        return ("list", tuple((i, x) for i, x in enumerate(items) if x is not None))
+    if v.__class__ is bytes and _MARK.encode() in v:
+        return _BAD
+    return None
+
+
+def _instantiate(skeleton, slots: list[str]) -> dict:
+    """A template's values for one block whose strings are ``slots``."""
+    base, dynamic = skeleton
+    out = base.copy()
+    for key, spec in dynamic:
+        if spec.__class__ is int:
+            out[key] = slots[spec]
+        elif spec[0] == "one":
+            out[key] = [slots[spec[1]]]
+        elif spec[0] == "dict":
+            out[key] = _instantiate(spec[1], slots)
+        else:  # a list with a string or values to make in it
+            items = list(base[key])
+            for i, x in spec[1]:
+                items[i] = slots[x] if x.__class__ is int else \
+                    [slots[x[1]]] if x[0] == "one" else _instantiate(x[1], slots)
+            out[key] = items
+    return out
 
 
 # _SIMPLE (see textformat) for the one pass: "name: value" needs its colon
 # ("name value" lands in the last group: the full parser reports it), and a
 # double-quoted string of printable ASCII without escapes - nearly every string
 # of a real file - has a group of its own, which is its value between the quotes.
-_ONE_PASS = re.compile(
-    rf"({_WS})(?:"
-    rf"({_IDENT})(?:([ \t]*+:[ \t]*+)(?:(\"[ !#-\[\]-~]*+\")|(\"[^\"\\\n]*+\"|'[^'\\\n]*+'|{_WORD}))"
+_PLAIN_STRING = r'"[ !#-\[\]-~]*+"'
+_TOKENS = (
+    rf"({_IDENT})(?:([ \t]*+:[ \t]*+)(?:({_PLAIN_STRING})|(\"[^\"\\\n]*+\"|'[^'\\\n]*+'|{_WORD}))"
     r"|([ \t]*+:?[ \t]*+)\{)"
-    r"|(\}|\Z|[\s\S]))"
+    r"|(\}|\Z|[\s\S])"
 )
+# A simple block, whole: name { ... } holding at most one level of blocks, only
+# plain double-quoted strings, comments, and no single quote or backslash
+# outside them.  Its braces are then exactly the tokens' (a brace in a string
+# or comment is skipped by both).  What it does not take is walked token by token.
+_FLAT_BODY = rf'(?:[^{{}}"#\'\\]++|{_PLAIN_STRING}|#[^\n]*+)*+'
+_BLOCK = rf'{_IDENT}[ \t]*+:?[ \t]*+\{{(?:[^{{}}"#\'\\]++|{_PLAIN_STRING}|#[^\n]*+|\{{{_FLAT_BODY}\}})*+\}}'
+# Both have the groups ws, block, name, sep, plain, value, bsep, other; in
+# _ONE_PASS the block group never matches.
+_ONE_PASS = re.compile(rf"({_WS})(?:((?!))|{_TOKENS})")
+_ONE_PASS_BLOCKS = re.compile(rf"({_WS})(?:({_BLOCK})|{_TOKENS})")
+# Cuts a block at its plain strings (the pieces between them, and their contents).
+_STRINGS = re.compile(r'"([ !#-\[\]-~]*+)"')
 
 
 def _node_of(owner: Node | None, raw: list, item) -> Node:

@@ -154,20 +154,35 @@ class _LazyNode(Node):
     asked for.  Until then they are kept in ``_raw``: each scalar field as a
     ``(name, start, vstart, end, value)`` tuple, each message as its node.  (A
     ResNet-152 has 3,800 scalar fields and 1,100 messages; the schema reads the
-    tuples directly, and a Node is only made for the fields something locates.)"""
+    tuples directly, and a Node is only made for the fields something locates.)
 
-    __slots__ = ("_raw",)
+    A node made with ``raw=None`` (a block the schema converted from a template:
+    see schema.Converter._walk) has not even ``_raw`` yet: it is read off the
+    block's text, ``text[vstart + 1:end - 1]``, when first asked for."""
 
-    def __init__(self, name, start, vstart, end, raw):
+    __slots__ = ("_raw", "_text")
+
+    def __init__(self, name, start, vstart, end, raw, text=None):
         self.name = name
         self.start = start
         self.vstart = vstart
         self.end = end
         self.value = None
-        self._raw = raw
+        if raw is None:
+            self._text = text
+        else:
+            self._raw = raw
 
     def __getattr__(self, attr: str):
-        # only called when the attribute is not set: the children, the first time
+        # only called when the attribute is not set: the children (or their
+        # raw form), the first time
+        if attr == "_raw":
+            raw = _raw_span(self._text, self.vstart + 1, self.end - 1)
+            if raw is None:  # pragma: no cover - the schema checked this text
+                raise AssertionError(f"a block at {self.start} no longer parses")
+            self._raw = raw
+            self._text = None
+            return raw
         if attr != "children":
             raise AttributeError(attr)
         children = []
@@ -234,20 +249,26 @@ def _parse_simple(text: str) -> Node | None:
     character), so findall() never skips text and the lengths added up are
     the offsets; anything outside the simple syntax lands in that last group,
     and the fast path gives up."""
-    root = _LazyNode("", 0, 0, len(text), [])
-    children = root._raw
+    raw = _raw_span(text, 0, len(text))
+    return None if raw is None else _LazyNode("", 0, 0, len(text), raw)
+
+
+def _raw_span(text: str, start: int, end: int) -> list | None:
+    """The fields of ``text[start:end]`` in the fast path's raw form (see
+    _LazyNode), with offsets into ``text``; None where _parse_simple gives up."""
+    children: list = []
     append = children.append
     stack: list[tuple[Node, list]] = []
-    pos = 0
-    for ws, name, sep, value, other in _SIMPLE.findall(text):
+    pos = start
+    for ws, name, sep, value, other in _SIMPLE.findall(text, start, end):
         pos += len(ws)
         if value:
             if ":" not in sep:
                 return None  # name value: a missing colon
             vstart = pos + len(name) + len(sep)
-            end = vstart + len(value)
-            append((name, pos, vstart, end, value))  # a Node when first asked for
-            pos = end
+            stop = vstart + len(value)
+            append((name, pos, vstart, stop, value))  # a Node when first asked for
+            pos = stop
         elif name:  # name {
             block = name
             vstart = pos + len(block) + len(sep)
@@ -270,9 +291,9 @@ def _parse_simple(text: str) -> Node | None:
             return None  # anything outside the simple syntax
         else:  # the end of the text
             break
-    if stack or pos != len(text):
+    if stack or pos != end:
         return None
-    return root
+    return children
 
 
 def _parse_full(source: SourceText) -> Node:
