@@ -508,6 +508,7 @@ def _check_learned_sizes(layers, layer_shapes, problems: list[Problem],
     fully-connected layer on a huge input; so does writing or allocating them.
     ``layer_fields``: each layer's schema fields (or None), for a quick upper
     bound that spares computing the exact shapes of ordinary layers."""
+    small: set = set()  # (type, parameters, input shape) found small, by identity (see below)
     for layer in layers:
         t = layer.type
         if t in _SMALL_PARAMS:
@@ -515,8 +516,17 @@ def _check_learned_sizes(layers, layer_shapes, problems: list[Problem],
         ins = layer_shapes[layer.index].inputs
         fields = layer_fields[layer.index] if layer_fields is not None else None
         if fields is not None and ins and ins[0] is not None:
+            # Layers made from one template share their parameters' dict (see
+            # schema._Walk), and layers fed by one blob share its shape tuple.
+            # (``layers`` holds both, so their ids stay theirs meanwhile.)
+            params = fields.get(_BOUND_PARAMS.get(t, ""))
+            key = (t, id(params), id(ins[0]))
+            if params is not None and key in small:
+                continue
             bound = _learned_bound(t, fields, ins[0])
             if bound is not None and bound <= MAX_BLOB_ELEMENTS:
+                if params is not None:
+                    small.add(key)
                 continue
         expected = expected_blob_shapes(layer, ins)
         if not expected:
@@ -563,6 +573,9 @@ def _learned_bound(t: str, fields: dict, x: tuple) -> int | None:
 
 _CONV_BOUND = frozenset({"Convolution", "Deconvolution", "ConvolutionDepthwise",
                          "DepthwiseConvolution"})
+#: the parameters _learned_bound reads, by layer type
+_BOUND_PARAMS = {t: "convolution_param" for t in _CONV_BOUND} | {
+    "InnerProduct": "inner_product_param"}
 _EMPTY: dict = {}
 
 

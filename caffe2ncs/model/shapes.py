@@ -94,7 +94,9 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
     no_input = _NO_INPUT_NEEDED
     lazy = _PARAM_WHEN_NEEDED
     same_plain = _same_plain
+    scale = _scale
     _CONV_MEMO.clear()  # memoised within one network only
+    fine: set[int] = set()  # ids of the output shapes found within Caffe's limits
     for layer in layers:
         # (This loop runs for every layer of every network loaded; it is
         # written for speed, checks and all.)
@@ -171,8 +173,8 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
         fn = rules.get(layer.type)
         if fn is None or ((not in_shapes or None in in_shapes) and fn not in no_input):
             out_shapes = (None,) * n_tops
-        elif fn is same_plain and n_tops == 1:
-            out_shapes = (in_shapes[0],)  # _same_plain(), inlined: ReLU, BatchNorm, ...
+        elif n_tops == 1 and (fn is same_plain or (fn is scale and n_bottoms == 1)):
+            out_shapes = (in_shapes[0],)  # _same_plain() or _scale(), inlined: ReLU, BatchNorm, ...
         else:
             try:
                 out = fn(None if fn in lazy else layer.param._msg, in_shapes, layer)
@@ -193,10 +195,13 @@ def analyse(inputs: Sequence[InputSpec], layers: Sequence[Layer]) -> Analysis:
             all_producers.append(prods)
             continue
         for i, shape in enumerate(out_shapes):
-            # (a shape that is one of the inputs' was checked when it was made)
-            if shape is not None and shape is not first_in:
+            # (a shape that is one of the inputs' was checked when it was made;
+            # one a memoised rule returned again, when it was first returned)
+            if shape is not None and shape is not first_in and id(shape) not in fine:
                 bad = _check_shape(shape)
-                if bad:
+                if not bad:
+                    fine.add(id(shape))  # (every shape checked lives until the end)
+                else:
                     problems.append(Problem(
                         "too-large",
                         f"layer {name!r} ({layer.type}) would make top "
@@ -562,7 +567,9 @@ def _spatial_out(sizes, kernel, stride, pad, dilation, deconv: bool = False) -> 
 #: convolutions, 16 distinct).  The key is the parameters' bytes, or while the
 #: layer's message is not built (see LazyFrozen) the repr of the schema's fields
 #: for them, which spares building it: equal reprs are equal parameters (two
-#: spellings of the same parameters only take two entries)
+#: spellings of the same parameters only take two entries).  Layers made from one
+#: template share those fields (see schema._Walk): a key with the dict's id finds
+#: them without the repr; its entry holds the dict, so the id is not reused.
 _CONV_MEMO: dict = {}
 _NO_FIELDS: dict = {}
 
@@ -573,11 +580,18 @@ def _conv(pb, shapes, layer):
     if pb is None:
         fields = unbuilt_fields(layer.param)
         if fields is not None:
-            key = (repr(fields.get("convolution_param")), tuple(shapes), len(layer.tops))
+            cp = fields.get("convolution_param")
+            shapes = tuple(shapes)
+            same = (id(cp), shapes, len(layer.tops))
+            hit = _CONV_MEMO.get(same)
+            if hit is not None and hit[1] is cp:
+                return hit[0]
+            key = (repr(cp), shapes, len(layer.tops))
             out = _CONV_MEMO.get(key)
             if out is None:
-                out = _CONV_MEMO[key] = tuple(_conv_like(unwrap(layer.param), shapes, layer,
-                                                         False))
+                out = _CONV_MEMO[key] = tuple(_conv_like(unwrap(layer.param), list(shapes),
+                                                         layer, False))
+            _CONV_MEMO[same] = (out, cp)
             return out
         pb = unwrap(layer.param)
     key = (pb.convolution_param.SerializeToString(), tuple(shapes), len(layer.tops))
