@@ -251,3 +251,14 @@ def _valid_layers(draw):
 def test_templates_of_valid_layers(parts):
     text = "".join(parts)
     assert agree(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_files(), st.lists(_valid_layers(), min_size=1).map("".join)))
+def test_a_block_without_comments_is_cut_at_its_quotes(text):
+    # The walk cuts such a block with str.split('"'), the others with _STRINGS:
+    # without a comment, every quote in a simple block is a plain string's.
+    for match in schema._ONE_PASS_BLOCKS.finditer(text):
+        block = match.group(2)
+        if block and "#" not in block:
+            assert block.split('"') == schema._STRINGS.split(block)
