@@ -4,9 +4,11 @@ The steps, each in its own module:
 
 1. :mod:`.textformat` parses the text into nodes that know their positions;
 2. :mod:`.schema` checks them against Caffe's schema and converts every value
-   (in the same pass over the text), collecting fields the schema does not
-   know; the protobuf messages are built from what it converted, each layer's
-   when something first reads ``layer.param`` (:class:`.frozen.LazyFrozen`);
+   (in the same pass over the text; a block that differs from an earlier one
+   only in its strings is converted from that one's template, see
+   ``schema._Walk``), collecting fields the schema does not know; the protobuf
+   messages are built from what it converted, each layer's when something
+   first reads ``layer.param`` (:class:`.frozen.LazyFrozen`);
 3. :mod:`.upgrade` turns V0/V1 layers into current ones and drops the layers
    the TEST phase excludes;
 4. this module normalises the inputs (``input_dim``, ``input_shape`` and

@@ -188,16 +188,7 @@ class Converter:
                         if value is _UNKNOWN_ENUM:
                             unknown.append(Unknown(node, desc.name, "enum value"))
                             continue
-            if info.repeated:
-                items = out.get(name)
-                if items is None:
-                    out[name] = [value]
-                else:
-                    items.append(value)
-            elif name in out:
-                _twice(name, start, source, desc)
-            else:
-                out[name] = value
+            _store(out, name, value, info.repeated, start, source, desc)
         return out
 
     def scalar(self, info: _FieldInfo, node: Node, source: SourceText):
@@ -321,19 +312,11 @@ class _Walk:
                         value[key] = [slots[slot]]
                     if rest:
                         _fill(value, base, rest, slots)
-                    if repeated:
-                        items = out.get(fname)
-                        if items is None:
-                            out[fname] = [value]
-                        else:
-                            items.append(value)
-                    elif fname in out:
-                        _twice(fname, pos, source, desc)
-                    else:
-                        out[fname] = value
+                    _store(out, fname, value, repeated, pos, source, desc)
                     append(new_node(fname, pos, pos + rel_vstart, pos + len(block), None, text))
                 pos += len(block)
             elif sep:  # name: value  (plain: a "string" of printable ASCII, no escapes)
+                # (This and the next branch inline _store: they run per token.)
                 if plain:
                     value = plain
                 vstart = pos + len(name) + len(sep)
@@ -673,6 +656,22 @@ def _converter(info: _FieldInfo):
 
 _UNKNOWN_ENUM = object()
 _MISSING = object()
+
+
+def _store(out: dict, name: str, value, repeated: bool, start: int, source: SourceText,
+           desc: Descriptor) -> None:
+    """Put a field's value into its message's values (appended if it repeats;
+    given twice when it does not, an error).  The walk's token loop inlines it."""
+    if repeated:
+        items = out.get(name)
+        if items is None:
+            out[name] = [value]
+        else:
+            items.append(value)
+    elif name in out:
+        _twice(name, start, source, desc)
+    else:
+        out[name] = value
 
 
 def _twice(name: str, start: int, source: SourceText, desc: Descriptor):
