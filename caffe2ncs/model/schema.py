@@ -218,7 +218,7 @@ class Converter:
         """textformat._parse_simple and :meth:`values` fused: the same tree and
         the same values, walking the tokens of the text once instead of twice
         (and without a call per message), and most blocks without walking
-        their tokens at all (see :meth:`_walk`).  None when the text needs
+        their tokens at all (see :class:`_Walk`).  None when the text needs
         the full parser; raises PrototxtSyntaxError on a bad value (the caller
         then lets the two steps report it, in their order)."""
         text = source.text
@@ -239,9 +239,9 @@ class Converter:
 class _Walk:
     """One document's pass of :meth:`Converter._one_pass`.
 
-    A network repeats a few kinds of layer: ResNet-152's 670 ``layer`` blocks
-    differ from one another only in their strings (names, types, bottoms and
-    tops) in all but 24 cases.  So a block whose text is simple (at most one
+    A network repeats a few kinds of layer: once their strings (names, types,
+    bottoms and tops) are cut out, ResNet-152's 670 ``layer`` blocks come down
+    to 24 different texts.  So a block whose text is simple (at most one
     block nested in it, only plain double-quoted strings: _BLOCK) is not walked
     token by token.  Its text is cut at its strings; the pieces between them,
     which hold every field name, number, brace, comment and space, are the
@@ -435,7 +435,7 @@ class _Walk:
 
 
 _NO_TEMPLATE = object()
-_MARK = "\x7f"  # not in a simple block's strings (see _BLOCK), so not in its text either
+_MARK = "\x7f"  # never in a plain string; a block with one elsewhere gets no template
 
 
 def _compile(value: dict, seen: list[int]):
@@ -520,9 +520,8 @@ def _fill(out: dict, base: dict, rest: tuple, slots: list[str]) -> None:
             out[key] = _instantiate(spec[1], slots)
         else:  # a list with a string or values to make in it
             items = list(base[key])
-            for i, x in spec[1]:
-                items[i] = slots[x] if x.__class__ is int else \
-                    [slots[x[1]]] if x[0] == "one" else _instantiate(x[1], slots)
+            for i, x in spec[1]:  # a string's slot, or ("dict", skeleton)
+                items[i] = slots[x] if x.__class__ is int else _instantiate(x[1], slots)
             out[key] = items
 
 
