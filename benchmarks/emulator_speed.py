@@ -66,6 +66,9 @@ sys.path.insert(0, str(TESTS))
 
 from conftest import CORPUS  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peers import opencv_with_caffe  # noqa: E402
+
 #: (name, corpus file, apply the unsafe fixes first)
 NETWORKS = [
     ("squeezenet_v1.0", "squeezenet_v1.0.prototxt", True),
@@ -150,14 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="append", metavar="NAME",
                         help="also print where the emulator's time goes for this network")
     args = parser.parse_args(argv)
-    try:
-        import cv2
-    except ImportError:
-        print("error: OpenCV is needed: pip install 'opencv-python-headless<5'", file=sys.stderr)
-        return 2
-    if not hasattr(cv2.dnn, "readNetFromCaffe"):
-        print(f"error: OpenCV {cv2.__version__} has no Caffe importer (removed in 5.0)",
-              file=sys.stderr)
+    cv2 = opencv_with_caffe()
+    if cv2 is None:
         return 2
     missing = [f for _, f, _ in NETWORKS if not (CORPUS / f).is_file()]
     if missing:

@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peers import opencv_with_caffe  # noqa: E402
 from load_resnet152 import _default_file  # noqa: E402
 
 _RUN = """
@@ -69,14 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("error: valgrind is not installed", file=sys.stderr)
         return 2
-    try:
-        import cv2
-    except ImportError:
-        print("error: OpenCV is needed: pip install 'opencv-python-headless<5'", file=sys.stderr)
-        return 2
-    if not hasattr(cv2.dnn, "readNetFromCaffe"):
-        print(f"error: OpenCV {cv2.__version__} has no Caffe importer (removed in 5.0)",
-              file=sys.stderr)
+    if opencv_with_caffe() is None:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         script = str(Path(tmp) / "run.py")

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from _peers import opencv_with_caffe
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -59,13 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.file.is_file():
         print(f"error: {path} not found (set CAFFE2NCS_CORPUS or pass --file)", file=sys.stderr)
         return 2
-    try:
-        import cv2
-    except ImportError:
-        print("error: OpenCV is needed: pip install 'opencv-python-headless<5'", file=sys.stderr)
-        return 2
-    if not hasattr(cv2.dnn, "readNetFromCaffe"):
-        print(f"error: OpenCV {cv2.__version__} has no Caffe importer (removed in 5.0)", file=sys.stderr)
+    cv2 = opencv_with_caffe()
+    if cv2 is None:
         return 2
     import caffe2ncs
 
