@@ -520,7 +520,7 @@ def _check_learned_sizes(layers, layer_shapes, problems: list[Problem],
         if fields is not None and ins and ins[0] is not None:
             # Layers made from one template share their parameters' dict (see
             # schema._Walk), and layers fed by one blob share its shape tuple.
-            # (``layers`` holds both, so their ids stay theirs meanwhile.)
+            # (``layer_fields`` and ``layer_shapes`` hold both, so no id is reused here.)
             params = fields.get(_BOUND_PARAMS.get(t, ""))
             key = (t, id(params), id(ins[0]))
             if params is not None and key in small:

@@ -157,7 +157,7 @@ class _LazyNode(Node):
     tuples directly, and a Node is only made for the fields something locates.)
 
     A node made with ``raw=None`` (a block the schema converted from a template:
-    see schema.Converter._walk) has not even ``_raw`` yet: it is read off the
+    see schema._Walk) has not even ``_raw`` yet: it is read off the
     block's text, ``text[vstart + 1:end - 1]``, when first asked for."""
 
     __slots__ = ("_raw", "_text")
